@@ -1,0 +1,86 @@
+"""Mask helpers shared by every task: COCO RLE, boxes, areas, PNG files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from pycocotools import mask as coco_mask
+
+from robosam.errors import InputError
+
+
+def encode_rle(mask: np.ndarray) -> dict[str, Any]:
+    """One bool mask (H, W) to COCO RLE: ``{"size": [H, W], "counts": str}`` (JSON-ready)."""
+    rle = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
+
+
+def decode_rle(rle: dict[str, Any]) -> np.ndarray:
+    """COCO RLE (compressed string/bytes counts, or uncompressed list counts) to bool (H, W)."""
+    if not isinstance(rle, dict) or "size" not in rle or "counts" not in rle:
+        raise InputError("rle", "a dict with 'size' and 'counts'", rle)
+    height, width = (int(v) for v in rle["size"])
+    counts = rle["counts"]
+    if isinstance(counts, list):
+        compressed = coco_mask.frPyObjects(rle, height, width)
+    else:
+        compressed = {"size": [height, width], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+    return coco_mask.decode(compressed).astype(bool)
+
+
+def mask_to_box(masks: np.ndarray) -> np.ndarray:
+    """Tight boxes ``(x1, y1, x2, y2)`` in pixels, inclusive of the last pixel + 1.
+
+    masks: (N, H, W) or (H, W) bool. Returns (N, 4) or (4,) float32; an empty mask gives zeros.
+    """
+    single = masks.ndim == 2
+    masks = masks[None] if single else masks
+    boxes = np.zeros((masks.shape[0], 4), dtype=np.float32)
+    rows_any = masks.any(axis=2)
+    cols_any = masks.any(axis=1)
+    for i in range(masks.shape[0]):
+        ys = np.flatnonzero(rows_any[i])
+        xs = np.flatnonzero(cols_any[i])
+        if ys.size:
+            boxes[i] = (xs[0], ys[0], xs[-1] + 1, ys[-1] + 1)
+    return boxes[0] if single else boxes
+
+
+def polygons_to_mask(polygons: list[list[float]], height: int, width: int) -> np.ndarray:
+    """COCO polygon list ``[[x1, y1, x2, y2, ...], ...]`` to bool (H, W) via pycocotools."""
+    rles = coco_mask.frPyObjects(polygons, height, width)
+    return coco_mask.decode(coco_mask.merge(rles)).astype(bool)
+
+
+def read_mask_png(path: str | os.PathLike, *, argument: str = "mask") -> np.ndarray:
+    """A mask PNG (any non-zero pixel is foreground; palette and gray alike) to bool (H, W)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(argument, "an existing mask image file", str(path))
+    try:
+        with Image.open(path) as pil:
+            array = np.asarray(pil)
+    except OSError as error:
+        raise InputError(argument, "a readable mask image", str(path), detail=str(error)) from error
+    if array.ndim == 3:
+        array = array[:, :, :3].max(axis=2)
+    return array > 0
+
+
+def write_png_atomic(image: np.ndarray | Image.Image, path: str | os.PathLike) -> Path:
+    """Write a PNG through a temporary file and rename, so a crash never leaves half a file."""
+    path = Path(path)
+    pil = image if isinstance(image, Image.Image) else Image.fromarray(image)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pil.save(tmp, format="PNG")
+    os.replace(tmp, path)
+    return path
+
+
+def write_mask_png(mask: np.ndarray, path: str | os.PathLike) -> Path:
+    """bool (H, W) mask to an 8-bit 0/255 PNG, written atomically."""
+    return write_png_atomic(mask.astype(np.uint8) * 255, path)
