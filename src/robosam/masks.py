@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from PIL import Image
 from pycocotools import mask as coco_mask
@@ -28,7 +29,10 @@ def decode_rle(rle: dict[str, Any]) -> np.ndarray:
     if isinstance(counts, list):
         compressed = coco_mask.frPyObjects(rle, height, width)
     else:
-        compressed = {"size": [height, width], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+        compressed = {
+            "size": [height, width],
+            "counts": counts.encode("ascii") if isinstance(counts, str) else counts,
+        }
     return coco_mask.decode(compressed).astype(bool)
 
 
@@ -84,3 +88,25 @@ def write_png_atomic(image: np.ndarray | Image.Image, path: str | os.PathLike) -
 def write_mask_png(mask: np.ndarray, path: str | os.PathLike) -> Path:
     """bool (H, W) mask to an 8-bit 0/255 PNG, written atomically."""
     return write_png_atomic(mask.astype(np.uint8) * 255, path)
+
+
+def upscale_logits(logits: np.ndarray, valid_hw: tuple[float, float], out_hw: tuple[int, int]) -> np.ndarray:
+    """Low-resolution logits to the original image size in one bilinear resize.
+
+    logits: (N, L, L) float32, of which the top-left ``valid_hw`` (h, w, may be fractional) covers the
+    image and the rest is padding. Returns (N, H, W) float32 with H, W = ``out_hw``.
+
+    Samples exactly where Meta's two-step resize (to the padded encoder input, crop, then to the original
+    size, both bilinear with half-pixel centres) samples, but interpolates once instead of twice.
+    """
+    out_h, out_w = out_hw
+    scale_x, scale_y = valid_hw[1] / out_w, valid_hw[0] / out_h
+    # destination pixel centre (x + 0.5) maps to source (x + 0.5) * scale - 0.5
+    dst_to_src = np.array([[scale_x, 0.0, 0.5 * scale_x - 0.5], [0.0, scale_y, 0.5 * scale_y - 0.5]])
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    out = np.empty((logits.shape[0], out_h, out_w), dtype=np.float32)
+    for i, low_res in enumerate(logits.astype(np.float32, copy=False)):
+        cv2.warpAffine(
+            low_res, dst_to_src, (out_w, out_h), dst=out[i], flags=flags, borderMode=cv2.BORDER_REPLICATE
+        )
+    return out
