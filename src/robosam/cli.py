@@ -7,7 +7,10 @@ and exit code 2.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.console import Console
 
@@ -22,6 +25,240 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+
+ModelOption = Annotated[
+    str,
+    typer.Option("--model", "-m", help="Preset name (see `robosam models`), hub id, model folder or .pt/.pth file."),
+]
+DeviceOption = Annotated[str, typer.Option("--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps.")]
+
+
+def parse_numbers(text: str, counts: tuple[int, ...], argument: str) -> list[float]:
+    """``"500,375"`` to ``[500.0, 375.0]``; the count must be one of ``counts``, else ``InputError``."""
+    try:
+        values = [float(v) for v in text.replace(" ", "").split(",")]
+    except ValueError:
+        values = []
+    if len(values) not in counts:
+        shapes = " or ".join(str(c) for c in counts)
+        raise InputError(argument, f"{shapes} comma-separated numbers", text)
+    return values
+
+
+def _status(message: str) -> Any:
+    """A spinner on stderr for work that takes a while (silent when stderr is not a terminal)."""
+    return err_console.status(message, spinner="dots")
+
+
+@app.command()
+def models() -> None:
+    """List the model presets: name, family, hub id, input size and parameter count.
+
+    Example: robosam models
+    """
+    from robosam.models import DEFAULT_PRESET, PRESETS
+
+    rows = [("name", "family", "input", "params (M)", "hub id", "note")]
+    rows += [(p.name, p.family, str(p.input_size), f"{p.params_m:.1f}", p.hub_id, p.note) for p in PRESETS.values()]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    print(f"default: {DEFAULT_PRESET}; any hub id, model folder or Meta checkpoint (.pt/.pth) also works")
+
+
+@app.command()
+def segment(
+    image: Annotated[Path, typer.Argument(help="Image file (JPEG, PNG, ...).")],
+    point: Annotated[
+        list[str] | None, typer.Option("--point", "-p", help="x,y or x,y,label (1 positive, 0 negative); repeatable.")
+    ] = None,
+    box: Annotated[
+        list[str] | None, typer.Option("--box", "-b", help="x1,y1,x2,y2 in pixels; repeat for several objects.")
+    ] = None,
+    model: ModelOption = "sam2.1-hiera-tiny",
+    multimask: Annotated[bool, typer.Option("--multimask", help="Return 3 candidate masks per object.")] = False,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("out"),
+    device: DeviceOption = "auto",
+) -> None:
+    """Segment objects in one image from clicks and boxes.
+
+    Writes mask_NNN.png (0/255) per mask, overlay.png and masks.json (score, box, area, COCO RLE per mask).
+
+    Example: robosam segment examples/truck.jpg --point 500,375 --out out/
+    """
+    from robosam.io import load_image, write_json_atomic
+    from robosam.masks import write_mask_png, write_png_atomic
+    from robosam.predictor import Segmenter
+    from robosam.prompts import parse_prompts
+    from robosam.visualize import draw_masks
+
+    points, labels = [], []
+    for text in point or []:
+        values = parse_numbers(text, (2, 3), "--point")
+        points.append(values[:2])
+        labels.append(int(values[2]) if len(values) == 3 else 1)
+    boxes = [parse_numbers(text, (4,), "--box") for text in box or []]
+    if not points and not boxes:
+        raise InputError("--point/--box", "at least one --point x,y or --box x1,y1,x2,y2", None)
+    rgb = load_image(image, argument="IMAGE")
+    parse_prompts(rgb.shape[:2], points=points or None, labels=labels or None, box=boxes or None)
+    with _status(f"loading {model}"):
+        segmenter = Segmenter(model, device=device)
+    with _status("encoding image and decoding masks"):
+        segmenter.set_image(rgb)
+        result = segmenter.predict(
+            points=points or None, labels=labels or None, box=boxes or None, multimask=multimask
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    records = []
+    for index, record in enumerate(result.to_coco()):
+        name = f"mask_{index:03d}.png"
+        write_mask_png(result.masks[index], out / name)
+        records.append({"file": name, "object": int(result.object_ids[index]), **record})
+        x, y, w, h = record["bbox"]
+        console.print(
+            f"mask {index}: object {result.object_ids[index]}  score {record['score']:.3f}  "
+            f"area {record['area']} px  box ({x:.0f}, {y:.0f}, {x + w:.0f}, {y + h:.0f})"
+        )
+    write_png_atomic(
+        draw_masks(rgb, result.masks, np.asarray(points) if points else None, np.asarray(labels), np.asarray(boxes)),
+        out / "overlay.png",
+    )
+    write_json_atomic(
+        {
+            "image": str(image),
+            "model": model,
+            "image_size": {"height": rgb.shape[0], "width": rgb.shape[1]},
+            "prompts": {"points": points, "labels": labels, "boxes": boxes},
+            "timings_s": segmenter.last_timings,
+            "masks": records,
+        },
+        out / "masks.json",
+    )
+    console.print(f"wrote {len(records)} mask(s), overlay.png and masks.json to {out}")
+
+
+@app.command()
+def grasp(
+    rgb: Annotated[Path, typer.Argument(help="Colour image registered to the depth image.")],
+    depth: Annotated[Path, typer.Argument(help="Depth image: 16-bit PNG (mm), float/int .npy or .tif.")],
+    intrinsics: Annotated[
+        Path, typer.Option("--intrinsics", "-i", help="JSON/YAML: fx,fy,cx,cy,width,height, ROS CameraInfo or RealSense.")
+    ],
+    point: Annotated[str | None, typer.Option("--point", "-p", help="x,y click on the object.")] = None,
+    box: Annotated[str | None, typer.Option("--box", "-b", help="x1,y1,x2,y2 box around the object.")] = None,
+    mask: Annotated[Path | None, typer.Option("--mask", help="Object mask PNG (non-zero = object); no model.")] = None,
+    depth_scale: Annotated[
+        float | None, typer.Option("--depth-scale", help="Metres per depth unit [default: 0.001 integer, 1 float].")
+    ] = None,
+    gripper_width: Annotated[float, typer.Option("--gripper-width", help="Maximum jaw opening, metres.")] = 0.08,
+    camera_to_base: Annotated[
+        Path | None, typer.Option("--camera-to-base", help="JSON 4x4 camera-to-base matrix; grasps in base frame.")
+    ] = None,
+    top_k: Annotated[int, typer.Option("--top-k", help="Grasps to print and draw.")] = 3,
+    model: ModelOption = "sam2.1-hiera-tiny",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("out"),
+    device: DeviceOption = "auto",
+) -> None:
+    """Segment one object in an RGB-D frame, print its 3D pose and best grasps.
+
+    Writes cloud.ply (the object's coloured points, metres, camera frame), grasps.json (pose, support
+    plane, ranked grasps with position, quaternion x,y,z,w, width, score), mask.png and grasp.png (box and
+    grasps drawn on the image).
+
+    Example: robosam grasp color.png depth.png --intrinsics camera.json --point 320,240 --out out/
+    """
+    import json
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from robosam.geometry import CameraIntrinsics, draw_grasps, grasp_from_mask, load_depth, write_ply
+    from robosam.io import load_image, write_json_atomic
+    from robosam.masks import read_mask_png, write_mask_png, write_png_atomic
+
+    prompts = [name for name, value in (("--point", point), ("--box", box), ("--mask", mask)) if value is not None]
+    if len(prompts) != 1:
+        raise InputError("--point/--box/--mask", "exactly one of --point x,y, --box x1,y1,x2,y2 or --mask PNG", prompts)
+    if top_k < 1:
+        raise InputError("--top-k", "a positive integer", top_k)
+    camera = CameraIntrinsics.from_file(intrinsics)
+    image = load_image(rgb, argument="RGB")
+    depth_image, scale = load_depth(depth, depth_scale)
+    if depth_image.shape != camera.shape:
+        raise InputError("DEPTH", f"a {camera.width}x{camera.height} depth image like the intrinsics", depth_image)
+    if image.shape[:2] != depth_image.shape:
+        raise InputError("RGB", f"a {camera.width}x{camera.height} image like the depth image", image)
+    transform = None
+    if camera_to_base is not None:
+        try:
+            data = json.loads(camera_to_base.read_text())
+        except (OSError, ValueError) as error:
+            raise InputError("--camera-to-base", "a readable JSON file", str(camera_to_base), detail=str(error)) from None
+        transform = np.asarray(data.get("matrix", data) if isinstance(data, dict) else data, dtype=float)
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console,
+                  transient=True) as progress:
+        if mask is not None:
+            object_mask = read_mask_png(mask, argument="--mask")
+            if object_mask.shape != depth_image.shape:
+                raise InputError("--mask", f"a {camera.width}x{camera.height} mask like the depth image", object_mask)
+        else:
+            from robosam.predictor import Segmenter
+
+            task = progress.add_task(f"loading {model}", total=None)
+            segmenter = Segmenter(model, device=device)
+            progress.update(task, description="segmenting")
+            segmenter.set_image(image)
+            if point is not None:
+                x, y = parse_numbers(point, (2,), "--point")
+                result = segmenter.predict(points=[(x, y)], labels=[1], multimask=False)
+            else:
+                result = segmenter.predict(box=parse_numbers(box, (4,), "--box"), multimask=False)
+            object_mask = result.best().masks[0]
+            progress.remove_task(task)
+        task = progress.add_task("3D pose and grasps", total=None)
+        found = grasp_from_mask(
+            object_mask, depth_image, camera, scale, rgb=image, gripper_width=gripper_width, camera_to_base=transform
+        )
+        progress.remove_task(task)
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_mask_png(object_mask, out / "mask.png")
+    write_ply(out / "cloud.ply", found.cloud)
+    camera_grasps = found.grasps if transform is None else [g.transformed(np.linalg.inv(transform), "camera") for g in found.grasps]
+    write_png_atomic(draw_grasps(image, camera, found.pose, camera_grasps, object_mask, top_k), out / "grasp.png")
+    report = {
+        "rgb": str(rgb),
+        "depth": str(depth),
+        "depth_scale": scale,
+        "intrinsics": camera.to_dict(),
+        "prompt": {"point": point, "box": box, "mask": None if mask is None else str(mask)},
+        "model": None if mask is not None else model,
+        "gripper_width": gripper_width,
+        "camera_to_base": None if transform is None else transform.tolist(),
+        "mask_area": int(object_mask.sum()),
+        **found.to_dict(),
+    }
+    write_json_atomic(report, out / "grasps.json")
+
+    pose = found.pose
+    c, e = pose.center * 1000, pose.extents * 1000
+    q = pose.quaternion
+    console.print(
+        f"object: {len(found.cloud)} points, centre ({c[0]:.1f}, {c[1]:.1f}, {c[2]:.1f}) mm, "
+        f"size {e[0]:.1f} x {e[1]:.1f} x {e[2]:.1f} mm, quaternion xyzw ({q[0]:.3f}, {q[1]:.3f}, {q[2]:.3f}, {q[3]:.3f})"
+    )
+    console.print("support plane: " + ("found" if found.support is not None else "none (box from PCA axes)"))
+    if not found.grasps:
+        console.print(f"no grasp fits a {gripper_width * 1000:.0f} mm gripper")
+    for rank, g in enumerate(found.grasps[:top_k]):
+        p, q = g.position * 1000, g.orientation
+        console.print(
+            f"grasp {rank}: {g.approach:4s} score {g.score:.3f} width {g.width * 1000:.1f} mm "
+            f"at ({p[0]:.1f}, {p[1]:.1f}, {p[2]:.1f}) mm [{g.frame}], quaternion xyzw "
+            f"({q[0]:.3f}, {q[1]:.3f}, {q[2]:.3f}, {q[3]:.3f})"
+        )
+    console.print(f"wrote cloud.ply, grasps.json, mask.png and grasp.png to {out}")
 
 
 def main(argv: list[str] | None = None) -> None:
