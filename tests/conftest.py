@@ -56,7 +56,9 @@ def sample_image_path() -> Path:
 
 @pytest.fixture
 def rgb_image() -> np.ndarray:
-    """A non-square (120 x 200) RGB uint8 image with a bright rectangle."""
-    image = np.full((120, 200, 3), 30, dtype=np.uint8)
-    image[30:90, 50:150] = (220, 180, 40)
+    """A non-square (120 x 200) RGB uint8 image: a horizontal gradient and an off-centre rectangle
+    (no mirror symmetry, so flipped copies are different images)."""
+    image = np.zeros((120, 200, 3), dtype=np.uint8)
+    image[:, :, 2] = np.linspace(0, 120, 200, dtype=np.uint8)[None, :]
+    image[20:70, 40:150] = (220, 180, 40)
     return image

@@ -28,9 +28,13 @@ err_console = Console(stderr=True)
 
 ModelOption = Annotated[
     str,
-    typer.Option("--model", "-m", help="Preset name (see `robosam models`), hub id, model folder or .pt/.pth file."),
+    typer.Option(
+        "--model", "-m", help="Preset name (see `robosam models`), hub id, model folder or .pt/.pth file."
+    ),
 ]
-DeviceOption = Annotated[str, typer.Option("--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps.")]
+DeviceOption = Annotated[
+    str, typer.Option("--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps.")
+]
 
 
 def parse_numbers(text: str, counts: tuple[int, ...], argument: str) -> list[float]:
@@ -59,7 +63,9 @@ def models() -> None:
     from robosam.models import DEFAULT_PRESET, PRESETS
 
     rows = [("name", "family", "input", "params (M)", "hub id", "note")]
-    rows += [(p.name, p.family, str(p.input_size), f"{p.params_m:.1f}", p.hub_id, p.note) for p in PRESETS.values()]
+    rows += [
+        (p.name, p.family, str(p.input_size), f"{p.params_m:.1f}", p.hub_id, p.note) for p in PRESETS.values()
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -70,13 +76,17 @@ def models() -> None:
 def segment(
     image: Annotated[Path, typer.Argument(help="Image file (JPEG, PNG, ...).")],
     point: Annotated[
-        list[str] | None, typer.Option("--point", "-p", help="x,y or x,y,label (1 positive, 0 negative); repeatable.")
+        list[str] | None,
+        typer.Option("--point", "-p", help="x,y or x,y,label (1 positive, 0 negative); repeatable."),
     ] = None,
     box: Annotated[
-        list[str] | None, typer.Option("--box", "-b", help="x1,y1,x2,y2 in pixels; repeat for several objects.")
+        list[str] | None,
+        typer.Option("--box", "-b", help="x1,y1,x2,y2 in pixels; repeat for several objects."),
     ] = None,
     model: ModelOption = "sam2.1-hiera-tiny",
-    multimask: Annotated[bool, typer.Option("--multimask", help="Return 3 candidate masks per object.")] = False,
+    multimask: Annotated[
+        bool, typer.Option("--multimask", help="Return 3 candidate masks per object.")
+    ] = False,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("out"),
     device: DeviceOption = "auto",
 ) -> None:
@@ -88,7 +98,6 @@ def segment(
     """
     from robosam.io import load_image, write_json_atomic
     from robosam.masks import write_mask_png, write_png_atomic
-    from robosam.predictor import Segmenter
     from robosam.prompts import parse_prompts
     from robosam.visualize import draw_masks
 
@@ -102,6 +111,8 @@ def segment(
         raise InputError("--point/--box", "at least one --point x,y or --box x1,y1,x2,y2", None)
     rgb = load_image(image, argument="IMAGE")
     parse_prompts(rgb.shape[:2], points=points or None, labels=labels or None, box=boxes or None)
+    from robosam.predictor import Segmenter  # imports torch and transformers: only once input is valid
+
     with _status(f"loading {model}"):
         segmenter = Segmenter(model, device=device)
     with _status("encoding image and decoding masks"):
@@ -121,7 +132,9 @@ def segment(
             f"area {record['area']} px  box ({x:.0f}, {y:.0f}, {x + w:.0f}, {y + h:.0f})"
         )
     write_png_atomic(
-        draw_masks(rgb, result.masks, np.asarray(points) if points else None, np.asarray(labels), np.asarray(boxes)),
+        draw_masks(
+            rgb, result.masks, np.asarray(points) if points else None, np.asarray(labels), np.asarray(boxes)
+        ),
         out / "overlay.png",
     )
     write_json_atomic(
@@ -143,17 +156,26 @@ def grasp(
     rgb: Annotated[Path, typer.Argument(help="Colour image registered to the depth image.")],
     depth: Annotated[Path, typer.Argument(help="Depth image: 16-bit PNG (mm), float/int .npy or .tif.")],
     intrinsics: Annotated[
-        Path, typer.Option("--intrinsics", "-i", help="JSON/YAML: fx,fy,cx,cy,width,height, ROS CameraInfo or RealSense.")
+        Path,
+        typer.Option(
+            "--intrinsics", "-i", help="JSON/YAML: fx,fy,cx,cy,width,height, ROS CameraInfo or RealSense."
+        ),
     ],
     point: Annotated[str | None, typer.Option("--point", "-p", help="x,y click on the object.")] = None,
     box: Annotated[str | None, typer.Option("--box", "-b", help="x1,y1,x2,y2 box around the object.")] = None,
-    mask: Annotated[Path | None, typer.Option("--mask", help="Object mask PNG (non-zero = object); no model.")] = None,
-    depth_scale: Annotated[
-        float | None, typer.Option("--depth-scale", help="Metres per depth unit [default: 0.001 integer, 1 float].")
+    mask: Annotated[
+        Path | None, typer.Option("--mask", help="Object mask PNG (non-zero = object); no model.")
     ] = None,
-    gripper_width: Annotated[float, typer.Option("--gripper-width", help="Maximum jaw opening, metres.")] = 0.08,
+    depth_scale: Annotated[
+        float | None,
+        typer.Option("--depth-scale", help="Metres per depth unit [default: 0.001 integer, 1 float]."),
+    ] = None,
+    gripper_width: Annotated[
+        float, typer.Option("--gripper-width", help="Maximum jaw opening, metres.")
+    ] = 0.08,
     camera_to_base: Annotated[
-        Path | None, typer.Option("--camera-to-base", help="JSON 4x4 camera-to-base matrix; grasps in base frame.")
+        Path | None,
+        typer.Option("--camera-to-base", help="JSON 4x4 camera-to-base matrix; grasps in base frame."),
     ] = None,
     top_k: Annotated[int, typer.Option("--top-k", help="Grasps to print and draw.")] = 3,
     model: ModelOption = "sam2.1-hiera-tiny",
@@ -176,16 +198,22 @@ def grasp(
     from robosam.io import load_image, write_json_atomic
     from robosam.masks import read_mask_png, write_mask_png, write_png_atomic
 
-    prompts = [name for name, value in (("--point", point), ("--box", box), ("--mask", mask)) if value is not None]
+    prompts = [
+        name for name, value in (("--point", point), ("--box", box), ("--mask", mask)) if value is not None
+    ]
     if len(prompts) != 1:
-        raise InputError("--point/--box/--mask", "exactly one of --point x,y, --box x1,y1,x2,y2 or --mask PNG", prompts)
+        raise InputError(
+            "--point/--box/--mask", "exactly one of --point x,y, --box x1,y1,x2,y2 or --mask PNG", prompts
+        )
     if top_k < 1:
         raise InputError("--top-k", "a positive integer", top_k)
     camera = CameraIntrinsics.from_file(intrinsics)
     image = load_image(rgb, argument="RGB")
     depth_image, scale = load_depth(depth, depth_scale)
     if depth_image.shape != camera.shape:
-        raise InputError("DEPTH", f"a {camera.width}x{camera.height} depth image like the intrinsics", depth_image)
+        raise InputError(
+            "DEPTH", f"a {camera.width}x{camera.height} depth image like the intrinsics", depth_image
+        )
     if image.shape[:2] != depth_image.shape:
         raise InputError("RGB", f"a {camera.width}x{camera.height} image like the depth image", image)
     transform = None
@@ -193,15 +221,25 @@ def grasp(
         try:
             data = json.loads(camera_to_base.read_text())
         except (OSError, ValueError) as error:
-            raise InputError("--camera-to-base", "a readable JSON file", str(camera_to_base), detail=str(error)) from None
+            raise InputError(
+                "--camera-to-base", "a readable JSON file", str(camera_to_base), detail=str(error)
+            ) from None
         transform = np.asarray(data.get("matrix", data) if isinstance(data, dict) else data, dtype=float)
 
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console,
-                  transient=True) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,  # no stray blank line in logs and pipes
+    ) as progress:
         if mask is not None:
             object_mask = read_mask_png(mask, argument="--mask")
             if object_mask.shape != depth_image.shape:
-                raise InputError("--mask", f"a {camera.width}x{camera.height} mask like the depth image", object_mask)
+                raise InputError(
+                    "--mask", f"a {camera.width}x{camera.height} mask like the depth image", object_mask
+                )
         else:
             from robosam.predictor import Segmenter
 
@@ -218,15 +256,27 @@ def grasp(
             progress.remove_task(task)
         task = progress.add_task("3D pose and grasps", total=None)
         found = grasp_from_mask(
-            object_mask, depth_image, camera, scale, rgb=image, gripper_width=gripper_width, camera_to_base=transform
+            object_mask,
+            depth_image,
+            camera,
+            scale,
+            rgb=image,
+            gripper_width=gripper_width,
+            camera_to_base=transform,
         )
         progress.remove_task(task)
 
     out.mkdir(parents=True, exist_ok=True)
     write_mask_png(object_mask, out / "mask.png")
     write_ply(out / "cloud.ply", found.cloud)
-    camera_grasps = found.grasps if transform is None else [g.transformed(np.linalg.inv(transform), "camera") for g in found.grasps]
-    write_png_atomic(draw_grasps(image, camera, found.pose, camera_grasps, object_mask, top_k), out / "grasp.png")
+    camera_grasps = (
+        found.grasps
+        if transform is None
+        else [g.transformed(np.linalg.inv(transform), "camera") for g in found.grasps]
+    )
+    write_png_atomic(
+        draw_grasps(image, camera, found.pose, camera_grasps, object_mask, top_k), out / "grasp.png"
+    )
     report = {
         "rgb": str(rgb),
         "depth": str(depth),
@@ -255,10 +305,103 @@ def grasp(
         p, q = g.position * 1000, g.orientation
         console.print(
             f"grasp {rank}: {g.approach:4s} score {g.score:.3f} width {g.width * 1000:.1f} mm "
-            f"at ({p[0]:.1f}, {p[1]:.1f}, {p[2]:.1f}) mm [{g.frame}], quaternion xyzw "
+            f"at ({p[0]:.1f}, {p[1]:.1f}, {p[2]:.1f}) mm ({g.frame} frame), quaternion xyzw "
             f"({q[0]:.3f}, {q[1]:.3f}, {q[2]:.3f}, {q[3]:.3f})"
         )
     console.print(f"wrote cloud.ply, grasps.json, mask.png and grasp.png to {out}")
+
+
+@app.command("eval")
+def eval_command(
+    pred: Annotated[
+        Path | None,
+        typer.Option("--pred", help="Predicted DAVIS-layout folder (one folder of PNGs per sequence)."),
+    ] = None,
+    gt: Annotated[
+        Path | None,
+        typer.Option("--gt", help="Ground-truth DAVIS-layout folder (palette PNGs of object ids)."),
+    ] = None,
+    sequences: Annotated[
+        str | None, typer.Option("--sequences", help="Comma-separated sequences (default all).")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="COCO .json, DAVIS root, or folder with images/ and masks/.")
+    ] = None,
+    protocol: Annotated[
+        str,
+        typer.Option(
+            "--protocol", help="center, random-point, point-noise, box, clicks, video-mask or video-click."
+        ),
+    ] = "center",
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Preset, hub id, model folder or .pt/.pth (with --data)."),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("eval-results"),
+    device: DeviceOption = "auto",
+    max_clicks: Annotated[int, typer.Option("--max-clicks", help="Click cap for the clicks protocol.")] = 20,
+    noise: Annotated[float, typer.Option("--noise", help="Point noise std in pixels (point-noise).")] = 5.0,
+    jitter: Annotated[float, typer.Option("--jitter", help="Box jitter in pixels (box).")] = 0.0,
+    select: Annotated[
+        str, typer.Option("--select", help="score (model's pick) or oracle (best true IoU).")
+    ] = "score",
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Evaluate only the first N images/sequences.")
+    ] = None,
+    stride: Annotated[int, typer.Option("--stride", help="Every Nth annotated DAVIS frame as an image.")] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random protocols.")] = 0,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write PNG plots.")] = True,
+) -> None:
+    """Evaluate: score existing predictions (DAVIS J&F, no model) or run a model under a prompt protocol.
+
+    Writes OUT/metrics.json (every figure), OUT/report.md and PNG plots (mIoU vs clicks, per-sequence bars,
+    latency per stage).
+
+    Example: robosam eval --pred results/osvos --gt DAVIS/Annotations/480p --sequences blackswan,dog --out ev/
+
+    Example: robosam eval --data ../shared/data/still_images_davis2016 --protocol clicks --model sam-vit-base --out ev/
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from robosam.evaluation.command import parse_sequences, run_protocol, score_predictions
+
+    names = parse_sequences(sequences)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+    )
+    if pred is not None or gt is not None:
+        if pred is None or gt is None or data is not None:
+            raise InputError("--pred/--gt", "both --pred and --gt (and no --data)", f"pred={pred}, gt={gt}")
+        with progress:
+            metrics, written = score_predictions(pred, gt, names, out, progress, plots=plots)
+        g = metrics["global"]
+        console.print(
+            f"J&F-Mean {g['J&F-Mean']:.4f}  J-Mean {g['J-Mean']:.4f}  F-Mean {g['F-Mean']:.4f}  "
+            f"over {len(metrics['per_object'])} object(s); wrote {written['metrics']}"
+        )
+        return
+    if data is None or model is None:
+        raise InputError("--data/--model", "--pred DIR --gt DIR, or --data PATH --model MODEL", None)
+    with progress:
+        metrics, written = run_protocol(
+            data, protocol, model, out, progress, device=device, sequences=names, max_clicks=max_clicks,
+            noise_px=noise, jitter_px=jitter, select=select, limit=limit, stride=stride, seed=seed, plots=plots,
+        )  # fmt: skip
+    if "global" in metrics:
+        g = metrics["global"]
+        console.print(f"{protocol}: J&F-Mean {g['J&F-Mean']:.4f} over {len(metrics['per_object'])} object(s)")
+    else:
+        s = metrics["summary"]
+        line = f"{protocol}: {s['objects']} object(s) in {s['images']} image(s)"
+        for key in ("mIoU", "NoC@85", "NoC@90"):
+            if key in s:
+                line += f"  {key} {s[key]:.3f}"
+        console.print(line)
+    console.print(f"wrote {', '.join(p.name for p in written.values())} to {out}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -95,7 +95,8 @@ class Segmenter:
                 )
                 found[key] = entry
                 self.cache.put(entry)
-        self.last_timings = {"encoder_s": time.perf_counter() - start, "decoder_s": 0.0, "postprocess_s": 0.0}
+        encoder_s = time.perf_counter() - start if pending else 0.0
+        self.last_timings = {"encoder_s": encoder_s, "decoder_s": 0.0, "postprocess_s": 0.0}
         return [found[key] for key in keys]
 
     # prompts ------------------------------------------------------------------------------------
