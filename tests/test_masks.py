@@ -38,9 +38,8 @@ def test_mask_to_box_and_empty_mask():
 
 
 def test_upscale_logits_single_resize_matches_two_step_torch_path():
-    import torch
-
     import cv2
+    import torch
 
     # smooth logits, as a trained decoder gives (white noise would exaggerate two-step vs one-step)
     rng = np.random.default_rng(0)
