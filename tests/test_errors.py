@@ -120,11 +120,12 @@ def test_model_errors(tmp_path):
         load_model("sam-vit-base", device="gpu-please")
 
 
-def test_offline_with_nothing_cached_is_a_clear_error(monkeypatch, tmp_path):
+@pytest.mark.parametrize("name", ["sam-vit-base", "sam2.1-hiera-tiny", "facebook/sam-vit-huge"])
+def test_offline_with_nothing_cached_is_a_clear_error(monkeypatch, tmp_path, name):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(InputError, match="HF_HUB_OFFLINE"):
-        load_model("sam-vit-base", device="cpu")
+        load_model(name, device="cpu")

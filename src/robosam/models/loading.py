@@ -13,7 +13,7 @@ from transformers import PreTrainedModel
 
 from robosam.errors import InputError
 from robosam.models.families import ADAPTERS, FamilyAdapter
-from robosam.models.registry import PRESETS, find_preset_by_hub_id
+from robosam.models.registry import PRESETS, Preset, find_preset_by_hub_id
 
 # config.json "model_type" -> robosam family
 MODEL_TYPE_TO_FAMILY = {
@@ -152,8 +152,7 @@ def _load_from_source(source: str) -> tuple[PreTrainedModel, str, Any]:
         model = load_official_checkpoint(path)
         return model, family_of(model), None
     if source in PRESETS:
-        preset = PRESETS[source]
-        return _from_pretrained(preset.family, preset.hub_id, local=False)
+        return _from_preset(PRESETS[source])
     looks_like_path = source.startswith((".", "/", "~")) or path.suffix in CHECKPOINT_SUFFIXES
     if looks_like_path or source.count("/") != 1:
         raise InputError(
@@ -162,8 +161,36 @@ def _load_from_source(source: str) -> tuple[PreTrainedModel, str, Any]:
             source,
         )
     preset = find_preset_by_hub_id(source)
-    family = preset.family if preset else _family_from_hub(source)
-    return _from_pretrained(family, source, local=False)
+    if preset is not None:
+        return _from_preset(preset)
+    return _from_pretrained(_family_from_hub(source), source, local=False)
+
+
+def _from_preset(preset: Preset) -> tuple[PreTrainedModel, str, Any]:
+    """Transformers weights from the preset's hub repository, or else its official Meta checkpoint."""
+    if not preset.checkpoint or _hub_has_file(preset.hub_id, "config.json"):
+        return _from_pretrained(preset.family, preset.hub_id, local=False)
+    from huggingface_hub import hf_hub_download
+
+    from robosam.models.checkpoints import load_official_checkpoint
+
+    try:
+        checkpoint = hf_hub_download(preset.hub_id, preset.checkpoint)
+    except Exception as error:  # noqa: BLE001 - any hub failure means the same to the user
+        raise _hub_error(preset.hub_id, error) from error
+    model = load_official_checkpoint(checkpoint)
+    return model, family_of(model), None
+
+
+def _hub_has_file(hub_id: str, filename: str) -> bool:
+    """Whether ``filename`` is in the hub repository (or, offline, in the local cache)."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        hf_hub_download(hub_id, filename)
+        return True
+    except Exception:  # noqa: BLE001 - missing file, offline or unreachable: decided by the caller's fallback
+        return False
 
 
 def _family_from_folder(path: Path) -> str:

@@ -16,6 +16,8 @@ class Preset:
     family: adapter key in ``robosam.models.families`` (``sam``, ``sam_hq``, ``sam2``, ``sam3_tracker``, ``edgetam``).
     input_size: side of the square the image encoder sees, in pixels.
     params_m: parameter count in millions (image model only, as published).
+    checkpoint: file name of Meta's official checkpoint in the same hub repository, converted on load
+        when the repository holds no transformers weights.
     """
 
     name: str
@@ -24,6 +26,7 @@ class Preset:
     input_size: int
     params_m: float
     note: str = ""
+    checkpoint: str = ""
 
 
 PRESETS: dict[str, Preset] = {
@@ -39,14 +42,60 @@ PRESETS: dict[str, Preset] = {
         Preset("sam-hq-vit-huge", "syscv-community/sam-hq-vit-huge", "sam_hq", 1024, 642.6, "SAM-HQ, ViT-H"),
         Preset("slimsam-50", "nielsr/slimsam-50-uniform", "sam", 1024, 26.1, "SlimSAM, 50% pruned ViT-B"),
         Preset("slimsam-77", "nielsr/slimsam-77-uniform", "sam", 1024, 9.3, "SlimSAM, 77% pruned ViT-B"),
-        Preset("sam2-hiera-tiny", "facebook/sam2-hiera-tiny", "sam2", 1024, 38.9, "SAM 2, Hiera-T"),
-        Preset("sam2-hiera-small", "facebook/sam2-hiera-small", "sam2", 1024, 46.0, "SAM 2, Hiera-S"),
         Preset(
-            "sam2-hiera-base-plus", "facebook/sam2-hiera-base-plus", "sam2", 1024, 80.8, "SAM 2, Hiera-B+"
+            "sam2-hiera-tiny",
+            "facebook/sam2-hiera-tiny",
+            "sam2",
+            1024,
+            38.9,
+            "SAM 2, Hiera-T",
+            checkpoint="sam2_hiera_tiny.pt",
         ),
-        Preset("sam2-hiera-large", "facebook/sam2-hiera-large", "sam2", 1024, 224.4, "SAM 2, Hiera-L"),
-        Preset("sam2.1-hiera-tiny", "facebook/sam2.1-hiera-tiny", "sam2", 1024, 38.9, "SAM 2.1, Hiera-T"),
-        Preset("sam2.1-hiera-small", "facebook/sam2.1-hiera-small", "sam2", 1024, 46.0, "SAM 2.1, Hiera-S"),
+        Preset(
+            "sam2-hiera-small",
+            "facebook/sam2-hiera-small",
+            "sam2",
+            1024,
+            46.0,
+            "SAM 2, Hiera-S",
+            checkpoint="sam2_hiera_small.pt",
+        ),
+        Preset(
+            "sam2-hiera-base-plus",
+            "facebook/sam2-hiera-base-plus",
+            "sam2",
+            1024,
+            80.8,
+            "SAM 2, Hiera-B+",
+            checkpoint="sam2_hiera_base_plus.pt",
+        ),
+        Preset(
+            "sam2-hiera-large",
+            "facebook/sam2-hiera-large",
+            "sam2",
+            1024,
+            224.4,
+            "SAM 2, Hiera-L",
+            checkpoint="sam2_hiera_large.pt",
+        ),
+        Preset(
+            "sam2.1-hiera-tiny",
+            "facebook/sam2.1-hiera-tiny",
+            "sam2",
+            1024,
+            38.9,
+            "SAM 2.1, Hiera-T",
+            checkpoint="sam2.1_hiera_tiny.pt",
+        ),
+        Preset(
+            "sam2.1-hiera-small",
+            "facebook/sam2.1-hiera-small",
+            "sam2",
+            1024,
+            46.0,
+            "SAM 2.1, Hiera-S",
+            checkpoint="sam2.1_hiera_small.pt",
+        ),
         Preset(
             "sam2.1-hiera-base-plus",
             "facebook/sam2.1-hiera-base-plus",
@@ -54,8 +103,17 @@ PRESETS: dict[str, Preset] = {
             1024,
             80.8,
             "SAM 2.1, Hiera-B+",
+            checkpoint="sam2.1_hiera_base_plus.pt",
         ),
-        Preset("sam2.1-hiera-large", "facebook/sam2.1-hiera-large", "sam2", 1024, 224.4, "SAM 2.1, Hiera-L"),
+        Preset(
+            "sam2.1-hiera-large",
+            "facebook/sam2.1-hiera-large",
+            "sam2",
+            1024,
+            224.4,
+            "SAM 2.1, Hiera-L",
+            checkpoint="sam2.1_hiera_large.pt",
+        ),
         Preset(
             "sam3-tracker", "facebook/sam3", "sam3_tracker", 1008, 848.0, "SAM 3 tracker (visual prompts)"
         ),
