@@ -195,8 +195,10 @@ def grasp(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from robosam.geometry import CameraIntrinsics, draw_grasps, grasp_from_mask, load_depth, write_ply
+    from robosam.geometry.deproject import as_transform
     from robosam.io import load_image, write_json_atomic
     from robosam.masks import read_mask_png, write_mask_png, write_png_atomic
+    from robosam.prompts import parse_prompts
 
     prompts = [
         name for name, value in (("--point", point), ("--box", box), ("--mask", mask)) if value is not None
@@ -216,6 +218,8 @@ def grasp(
         )
     if image.shape[:2] != depth_image.shape:
         raise InputError("RGB", f"a {camera.width}x{camera.height} image like the depth image", image)
+    if not gripper_width > 0:
+        raise InputError("--gripper-width", "a positive jaw opening in metres", gripper_width)
     transform = None
     if camera_to_base is not None:
         try:
@@ -224,7 +228,26 @@ def grasp(
             raise InputError(
                 "--camera-to-base", "a readable JSON file", str(camera_to_base), detail=str(error)
             ) from None
-        transform = np.asarray(data.get("matrix", data) if isinstance(data, dict) else data, dtype=float)
+        matrix = data.get("matrix") if isinstance(data, dict) else data
+        try:
+            transform = as_transform(np.asarray(matrix, dtype=float), "--camera-to-base")
+        except (TypeError, ValueError) as error:
+            if isinstance(error, InputError):
+                raise
+            raise InputError("--camera-to-base", "a 4x4 matrix (or {'matrix': 4x4})", matrix) from None
+    object_mask, prompt = None, {}
+    if mask is not None:
+        object_mask = read_mask_png(mask, argument="--mask")
+        if object_mask.shape != depth_image.shape:
+            raise InputError(
+                "--mask", f"a {camera.width}x{camera.height} mask like the depth image", object_mask
+            )
+    else:  # check the prompt before loading a model
+        if point is not None:
+            prompt = {"points": [parse_numbers(point, (2,), "--point")], "labels": [1]}
+        else:
+            prompt = {"box": parse_numbers(box, (4,), "--box")}
+        parse_prompts(image.shape[:2], **prompt)
 
     with Progress(
         SpinnerColumn(),
@@ -234,25 +257,14 @@ def grasp(
         transient=True,
         disable=not err_console.is_terminal,  # no stray blank line in logs and pipes
     ) as progress:
-        if mask is not None:
-            object_mask = read_mask_png(mask, argument="--mask")
-            if object_mask.shape != depth_image.shape:
-                raise InputError(
-                    "--mask", f"a {camera.width}x{camera.height} mask like the depth image", object_mask
-                )
-        else:
-            from robosam.predictor import Segmenter
+        if object_mask is None:
+            from robosam.predictor import Segmenter  # torch and transformers: only once the input is valid
 
             task = progress.add_task(f"loading {model}", total=None)
             segmenter = Segmenter(model, device=device)
             progress.update(task, description="segmenting")
             segmenter.set_image(image)
-            if point is not None:
-                x, y = parse_numbers(point, (2,), "--point")
-                result = segmenter.predict(points=[(x, y)], labels=[1], multimask=False)
-            else:
-                result = segmenter.predict(box=parse_numbers(box, (4,), "--box"), multimask=False)
-            object_mask = result.best().masks[0]
+            object_mask = segmenter.predict(**prompt, multimask=False).best().masks[0]
             progress.remove_task(task)
         task = progress.add_task("3D pose and grasps", total=None)
         found = grasp_from_mask(

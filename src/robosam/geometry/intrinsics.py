@@ -324,6 +324,9 @@ def _undistort(intrinsics: CameraIntrinsics, u: np.ndarray, v: np.ndarray) -> tu
         normalised = cv2.fisheye.undistortPoints(pixels, intrinsics.K, coeffs[:4])
     else:
         criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 20, 1e-9)
-        normalised = cv2.undistortPointsIter(pixels, intrinsics.K, coeffs, None, None, criteria)
+        if hasattr(cv2, "undistortPointsIter"):  # OpenCV 4.x
+            normalised = cv2.undistortPointsIter(pixels, intrinsics.K, coeffs, None, None, criteria)
+        else:  # OpenCV 5 takes the criteria in undistortPoints
+            normalised = cv2.undistortPoints(pixels, intrinsics.K, coeffs, criteria=criteria)
     normalised = normalised.reshape(-1, 2)
     return normalised[:, 0], normalised[:, 1]
