@@ -106,10 +106,10 @@ def build_sam2(*, image_size: int = SAM2_IMAGE_SIZE, width: int = 16, hidden: in
     from sam2.modeling.memory_attention import MemoryAttention, MemoryAttentionLayer
     from sam2.modeling.memory_encoder import CXBlock, Fuser, MaskDownSampler, MemoryEncoder
     from sam2.modeling.position_encoding import PositionEmbeddingSine
-    from sam2.modeling.sam2_base import SAM2Base
     from sam2.modeling.sam.transformer import RoPEAttention
+    from sam2.modeling.sam2_base import SAM2Base
 
-    memory_dim = hidden // 2
+    memory_dim = 64  # transformers' Sam2VideoModel fixes the memory width at 64, as every release has it
     grid = image_size // 16
     trunk = Hiera(
         embed_dim=width,

@@ -21,10 +21,19 @@ import torch
 from transformers import PretrainedConfig, Sam2Config
 
 from robosam.errors import InputError
-from robosam.models.convert_common import count_indexed, last_index, merge_overrides, mlp_renamer, rename, rule, shape
+from robosam.models.convert_common import (
+    count_indexed,
+    last_index,
+    merge_overrides,
+    mlp_renamer,
+    rename,
+    rule,
+    shape,
+)
 
 DEFAULT_IMAGE_SIZE = 1024
 DECODER_HEADS = 8  # TwoWayTransformer(num_heads=8) in SAM2Base._build_sam_heads
+VIDEO_MEMORY_DIM = 64  # Sam2VideoModel's memory cross-attention takes 64-channel keys / values, fixed
 MEMORY_ATTENTION_HEADS = 1  # RoPEAttention(num_heads=1) in every released config
 
 
@@ -233,6 +242,12 @@ def _neck(state: Mapping[str, torch.Tensor], trunk: Mapping[str, Any]) -> tuple[
 def _video_fields(state: Mapping[str, torch.Tensor], image_size: int, stride: int) -> dict[str, Any]:
     """Sam2VideoConfig's memory fields from the memory encoder / attention tensors."""
     memory_dim = shape(state, "memory_encoder.out_proj.weight", "memory encoder output")[0]
+    if memory_dim != VIDEO_MEMORY_DIM:
+        raise InputError(
+            "checkpoint",
+            f"a memory width of {VIDEO_MEMORY_DIM} (transformers' Sam2VideoModel fixes it, as every release has it)",
+            memory_dim,
+        )
     attention_dim = shape(state, "memory_attention.norm.weight", "memory attention")[0]
     downsampler = last_index(state, "memory_encoder.mask_downsampler.encoder") + 1
     strided = (downsampler - 1) // 3  # conv, norm, activation per stride-2 layer, then a final 1x1 conv
