@@ -81,14 +81,11 @@ def grasp_candidates(
     gripper = gripper or Gripper()
     if not isinstance(gripper, Gripper):
         raise InputError("gripper", "a Gripper", type(gripper).__name__)
-    unknown = (
-        [a for a in approaches if a not in _APPROACH_PREFERENCE] if not isinstance(approaches, str) else [1]
-    )
-    if unknown or not approaches:
+    if isinstance(approaches, str) or not approaches or not set(approaches) <= set(_APPROACH_PREFERENCE):
         raise InputError("approaches", "a non-empty list of 'top' and/or 'side'", approaches)
     if support is not None and not isinstance(support, Plane):
         raise InputError("support", "a Plane (from fit_plane) or None", type(support).__name__)
-    if not clearance >= 0:
+    if not (isinstance(clearance, (int, float, np.floating)) and clearance >= 0):
         raise InputError("clearance", "a distance >= 0 in metres", clearance)
     base = as_transform(camera_to_base, "camera_to_base") if camera_to_base is not None else None
     if max_candidates is not None and (not isinstance(max_candidates, int) or max_candidates < 1):
