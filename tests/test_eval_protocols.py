@@ -165,6 +165,10 @@ def test_prompt_generators() -> None:
     np.testing.assert_array_equal(jittered_box(mask, 0, rng), [5, 10, 45, 40])
     boxes = np.stack([jittered_box(mask, 3, rng) for _ in range(200)])
     assert np.abs(boxes - [5, 10, 45, 40]).max() <= 3 and boxes.std(axis=0).min() > 0.5
+    corner = np.zeros((10, 10), bool)
+    corner[9, 9] = True
+    tiny = np.stack([jittered_box(corner, 5, rng) for _ in range(200)])
+    assert tiny.min() >= 0 and tiny.max() <= 10 and (tiny[:, 2:] - tiny[:, :2]).min() > 0.999
     noisy = [make_protocol("point-noise", noise_px=4).prompt(mask, rng)["points"][0] for _ in range(300)]
     spread = np.std(np.asarray(noisy), axis=0)
     assert np.all((spread > 3) & (spread < 5))

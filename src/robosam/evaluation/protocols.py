@@ -121,11 +121,17 @@ def jittered_box(mask: np.ndarray, jitter_px: float, rng: np.random.Generator) -
     if jitter_px > 0:
         box = box + rng.uniform(-jitter_px, jitter_px, size=4)
     height, width = mask.shape
-    x1, x2 = np.clip([box[0], box[2]], 0, width)
-    y1, y2 = np.clip([box[1], box[3]], 0, height)
-    x1, x2 = min(x1, x2), max(x1, x2, min(x1, x2) + 1)
-    y1, y2 = min(y1, y2), max(y1, y2, min(y1, y2) + 1)
+    x1, x2 = _ordered_span(box[0], box[2], width)
+    y1, y2 = _ordered_span(box[1], box[3], height)
     return np.array([x1, y1, x2, y2], dtype=np.float32)
+
+
+def _ordered_span(a: float, b: float, size: int) -> tuple[float, float]:
+    """(low, high) within [0, size] and at least one pixel apart (size >= 1)."""
+    low, high = sorted((float(np.clip(a, 0, size)), float(np.clip(b, 0, size))))
+    if high - low < 1:
+        low, high = (low, low + 1) if low + 1 <= size else (size - 1.0, float(size))
+    return low, high
 
 
 # ------------------------------------------------------------------------------------------ results

@@ -121,6 +121,7 @@ def plot_miou_curve(curve: np.ndarray, path: Path, label: str = "") -> Path:
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     figure, axes = plt.subplots(figsize=(6, 4))
     clicks = np.arange(1, len(curve) + 1)
@@ -130,6 +131,7 @@ def plot_miou_curve(curve: np.ndarray, path: Path, label: str = "") -> Path:
     axes.set(
         xlabel="clicks", ylabel="mean IoU", ylim=(0, 1), xlim=(1, max(len(curve), 2)), title="mIoU vs clicks"
     )
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.grid(alpha=0.3)
     if label:
         axes.legend()
