@@ -187,7 +187,8 @@ def sequence_statistics(values: np.ndarray, threshold: float = 0.5, n_bins: int 
     values: (T,) float, T >= 1. recall: fraction of frames with a score above ``threshold``. decay: the mean of
     the first of ``n_bins`` temporal bins minus the mean of the last; bin edges are the frame indices nearest
     to ``n_bins + 1`` evenly spaced points from the first to the last frame (halves round up), and each bin
-    includes both of its edges, as in the DAVIS-2017 evaluation.
+    includes both of its edges, as in the DAVIS-2017 evaluation. (That tool stores the edges as uint8, which
+    wraps for sequences over 256 frames; here they stay exact, so only such long sequences can differ.)
     """
     values = np.asarray(values, dtype=np.float64).reshape(-1)
     if values.size == 0:
