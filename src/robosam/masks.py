@@ -90,23 +90,27 @@ def write_mask_png(mask: np.ndarray, path: str | os.PathLike) -> Path:
     return write_png_atomic(mask.astype(np.uint8) * 255, path)
 
 
-def upscale_logits(logits: np.ndarray, valid_hw: tuple[float, float], out_hw: tuple[int, int]) -> np.ndarray:
-    """Low-resolution logits to the original image size in one bilinear resize.
+def upscale_logits(
+    logits: np.ndarray,
+    out_hw: tuple[int, int],
+    padded_hw: tuple[int, int] | None = None,
+    crop_hw: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Low-resolution mask logits to the original image size, bilinear with half-pixel centres.
 
-    logits: (N, L, L) float32, of which the top-left ``valid_hw`` (h, w, may be fractional) covers the
-    image and the rest is padding. Returns (N, H, W) float32 with H, W = ``out_hw``.
-
-    Samples exactly where Meta's two-step resize (to the padded encoder input, crop, then to the original
-    size, both bilinear with half-pixel centres) samples, but interpolates once instead of twice.
+    logits: (N, L, L) float32. Returns (N, H, W) float32 with (H, W) = ``out_hw``.
+    With ``padded_hw`` (SAM 1 family), the logits first go to the padded encoder input, are cropped to
+    ``crop_hw`` (the resized image inside the padding), then go to ``out_hw``: the two steps of Meta's
+    ``SamPredictor``. Without it (SAM 2 family), one resize straight to ``out_hw``, as Meta's
+    ``SAM2ImagePredictor`` does. OpenCV does the same arithmetic as ``torch.nn.functional.interpolate``
+    (align_corners=False) at a fraction of the cost.
     """
     out_h, out_w = out_hw
-    scale_x, scale_y = valid_hw[1] / out_w, valid_hw[0] / out_h
-    # destination pixel centre (x + 0.5) maps to source (x + 0.5) * scale - 0.5
-    dst_to_src = np.array([[scale_x, 0.0, 0.5 * scale_x - 0.5], [0.0, scale_y, 0.5 * scale_y - 0.5]])
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     out = np.empty((logits.shape[0], out_h, out_w), dtype=np.float32)
     for i, low_res in enumerate(logits.astype(np.float32, copy=False)):
-        cv2.warpAffine(
-            low_res, dst_to_src, (out_w, out_h), dst=out[i], flags=flags, borderMode=cv2.BORDER_REPLICATE
-        )
+        if padded_hw is not None:
+            crop_h, crop_w = crop_hw or padded_hw
+            low_res = cv2.resize(low_res, (padded_hw[1], padded_hw[0]), interpolation=cv2.INTER_LINEAR)
+            low_res = low_res[:crop_h, :crop_w]
+        cv2.resize(low_res, (out_w, out_h), dst=out[i], interpolation=cv2.INTER_LINEAR)
     return out

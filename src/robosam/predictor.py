@@ -211,7 +211,7 @@ class Segmenter:
                 scores[i] = output.scores[row].float().cpu().numpy()
         decoded = time.perf_counter()
         low_res = np.concatenate(logits)
-        masks = upscale_logits(low_res, self.adapter.lowres_valid_size(entry.original_hw), entry.original_hw)
+        masks = upscale_logits(low_res, entry.original_hw, **self.adapter.upscale_frame(entry.original_hw))
         result = MaskResult(
             masks=masks > self.mask_threshold,
             scores=np.concatenate(scores).astype(np.float32),

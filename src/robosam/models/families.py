@@ -68,11 +68,9 @@ class FamilyAdapter:
         scale = np.array([resized_w / width, resized_h / height], dtype=np.float64)
         return (np.asarray(points_xy, dtype=np.float64) * scale).astype(np.float32)
 
-    def lowres_valid_size(self, original_hw: tuple[int, int]) -> tuple[float, float]:
-        """(h, w) of the part of the L x L logits that covers the image (the rest is padding)."""
-        resized_h, resized_w = self.resized_size(original_hw)
-        ratio = self.lowres_size / self.input_size
-        return resized_h * ratio, resized_w * ratio
+    def upscale_frame(self, original_hw: tuple[int, int]) -> dict[str, tuple[int, int]]:
+        """Keyword arguments for ``robosam.masks.upscale_logits`` that reproduce Meta's post-processing."""
+        return {}
 
     # model calls --------------------------------------------------------------------------------
     @property
@@ -147,6 +145,10 @@ class SamFamily(FamilyAdapter):
         height, width = original_hw
         scale = self.input_size / max(height, width)
         return int(height * scale + 0.5), int(width * scale + 0.5)
+
+    def upscale_frame(self, original_hw: tuple[int, int]) -> dict[str, tuple[int, int]]:
+        size = self.input_size
+        return {"padded_hw": (size, size), "crop_hw": self.resized_size(original_hw)}
 
     def encode(self, pixel_values: torch.Tensor) -> list[Any]:
         with torch.inference_mode():

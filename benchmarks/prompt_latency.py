@@ -1,0 +1,84 @@
+"""Per-prompt latency with a cached image embedding: robosam ``Segmenter.predict`` vs Meta's
+``SamPredictor.predict``, same SAM ViT-B architecture and weights (random init), same image, same run.
+
+    python benchmarks/prompt_latency.py [--image examples/truck.jpg] [--prompts 30]
+
+Prints per-prompt medians, the mask agreement between the two, and as the last line robosam's
+median divided by the official median (lower is better).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from segment_anything import SamPredictor, sam_model_registry
+
+from robosam.io import load_image
+from robosam.predictor import Segmenter
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--image", type=Path, default=REPO / "examples" / "truck.jpg")
+    parser.add_argument("--prompts", type=int, default=30, help="number of point prompts (>= 20)")
+    parser.add_argument("--multimask", action=argparse.BooleanOptionalAction, default=True)
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    meta_model = sam_model_registry["vit_b"]().eval()
+    official = SamPredictor(meta_model)
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = Path(tmp) / "sam_vit_b_random.pth"
+        torch.save(meta_model.state_dict(), checkpoint)
+        segmenter = Segmenter(checkpoint, device="cpu")
+
+    image = load_image(args.image)
+    height, width = image.shape[:2]
+    start = time.perf_counter()
+    official.set_image(image)
+    official_encode = time.perf_counter() - start
+    start = time.perf_counter()
+    segmenter.set_image(image)
+    robosam_encode = time.perf_counter() - start
+
+    rng = np.random.default_rng(0)
+    points = np.stack([rng.uniform(0, width - 1, args.prompts), rng.uniform(0, height - 1, args.prompts)], axis=1)
+    official_times, robosam_times, ious, score_diffs = [], [], [], []
+    for index, point in enumerate(points):
+        coords, labels = point[None].astype(np.float32), np.ones(1, dtype=np.int64)
+        # alternate who goes first, so neither always runs on a warmer cache
+        order = ("official", "robosam") if index % 2 == 0 else ("robosam", "official")
+        for who in order:
+            start = time.perf_counter()
+            if who == "official":
+                masks, scores, _ = official.predict(coords, labels, multimask_output=args.multimask)
+                official_times.append(time.perf_counter() - start)
+            else:
+                result = segmenter.predict(points=coords, labels=labels, multimask=args.multimask)
+                _ = result.masks  # materialised: the benchmark counts the full-resolution masks
+                robosam_times.append(time.perf_counter() - start)
+        union = np.logical_or(masks, result.masks).sum(axis=(1, 2))
+        inter = np.logical_and(masks, result.masks).sum(axis=(1, 2))
+        ious.extend((inter / np.maximum(union, 1)).tolist())
+        score_diffs.extend(np.abs(scores - result.scores).tolist())
+
+    official_median = statistics.median(official_times[1:])  # first call of each is warm-up
+    robosam_median = statistics.median(robosam_times[1:])
+    print(f"image {args.image.name} {width}x{height}, SAM ViT-B random weights, {args.prompts} point prompts")
+    print(f"encoder once: official {official_encode:.2f} s, robosam {robosam_encode:.2f} s")
+    print(f"per prompt median: official {official_median * 1e3:.1f} ms, robosam {robosam_median * 1e3:.1f} ms")
+    print(f"mask agreement: min IoU {min(ious):.4f}, median IoU {statistics.median(ious):.4f}")
+    print(f"score agreement: max |diff| {max(score_diffs):.2e}")
+    print(f"robosam / official per-prompt median: {robosam_median / official_median:.3f}")
+
+
+if __name__ == "__main__":
+    main()
