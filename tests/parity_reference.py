@@ -8,9 +8,12 @@ constant initialisation.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
 SAM1_IMAGE_SIZE = 256  # ViT grid 16 x 16, low-res masks 64 x 64
@@ -208,3 +211,78 @@ def save_sam2(model: torch.nn.Module, path: Path) -> Path:
     """The SAM 2 release format: ``{"model": state_dict}``."""
     torch.save({"model": model.state_dict()}, path)
     return path
+
+
+# --- predictor-level comparison -------------------------------------------------------------------------
+
+# Prompts on truck.jpg (1800 x 1200), the image of Meta's notebooks: its reference click and box, plus a
+# negative click and a second positive one.
+POINTS = np.array([[500.0, 375.0], [1100.0, 600.0], [300.0, 700.0]])
+LABELS = np.array([1, 0, 1])
+BOX = np.array([75.0, 275.0, 1725.0, 850.0])
+CASES: dict[str, dict[str, Any]] = {
+    "one point": {"points": 1},
+    "points with a negative": {"points": 3},
+    "box": {"box": True},
+    "box and points": {"points": 3, "box": True},
+    "mask input": {"points": 1, "mask": True},
+}
+
+
+@dataclass
+class Agreement:
+    """Meta's predictor vs robosam's ``Segmenter`` for one prompt: worst mask IoU over the returned masks,
+    largest |score difference| and |low-res logit difference|."""
+
+    min_iou: float
+    max_score_diff: float
+    max_logit_diff: float
+    num_masks: int
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def compare(reference: Any, segmenter: Any, case: str, multimask: bool) -> Agreement:
+    """Run one case through Meta's ``SamPredictor`` / ``SAM2ImagePredictor`` (image already set) and
+    robosam's ``Segmenter`` (same image set). The mask-input case feeds both the same logits: Meta's best
+    low-res mask for the first click."""
+    spec = CASES[case]
+    count = spec.get("points", 0)
+    mask_input = None
+    if spec.get("mask"):
+        _, scores, logits = reference.predict(point_coords=POINTS[:1], point_labels=LABELS[:1])
+        mask_input = logits[int(np.argmax(scores))][None]
+    masks, scores, logits = reference.predict(
+        point_coords=POINTS[:count] if count else None,
+        point_labels=LABELS[:count] if count else None,
+        box=BOX if spec.get("box") else None,
+        mask_input=mask_input,
+        multimask_output=multimask,
+    )
+    result = segmenter.predict(
+        points=POINTS[:count] if count else None,
+        labels=LABELS[:count] if count else None,
+        box=BOX if spec.get("box") else None,
+        mask_input=mask_input,
+        multimask=multimask,
+    )
+    assert result.masks.shape == masks.shape, (result.masks.shape, masks.shape)
+    return Agreement(
+        min_iou=min(mask_iou(np.asarray(a, bool), b) for a, b in zip(masks, result.masks)),
+        max_score_diff=float(np.abs(np.asarray(scores) - result.scores).max()),
+        max_logit_diff=float(np.abs(np.asarray(logits) - result.logits).max()),
+        num_masks=len(masks),
+    )
+
+
+def sam2_reference_predictor(model: torch.nn.Module) -> Any:
+    """``SAM2ImagePredictor`` for a model of any input size (its feature sizes are written for 1024)."""
+    from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+    predictor = SAM2ImagePredictor(model)
+    side = model.image_size // 4
+    predictor._bb_feat_sizes = [(side, side), (side // 2, side // 2), (side // 4, side // 4)]
+    return predictor
