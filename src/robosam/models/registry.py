@@ -15,7 +15,8 @@ class Preset:
     hub_id: Hugging Face repository holding transformers weights.
     family: adapter key in ``robosam.models.families`` (``sam``, ``sam_hq``, ``sam2``, ``sam3_tracker``, ``edgetam``).
     input_size: side of the square the image encoder sees, in pixels.
-    params_m: parameter count in millions (image model only, as published).
+    params_m: parameters of the transformers image model in millions (video memory modules not counted;
+        SlimSAM as published by its authors).
     checkpoint: file name of Meta's official checkpoint in the same hub repository, converted on load
         when the repository holds no transformers weights.
     """
@@ -35,11 +36,11 @@ PRESETS: dict[str, Preset] = {
         Preset("sam-vit-base", "facebook/sam-vit-base", "sam", 1024, 93.7, "SAM 1, ViT-B"),
         Preset("sam-vit-large", "facebook/sam-vit-large", "sam", 1024, 312.3, "SAM 1, ViT-L"),
         Preset("sam-vit-huge", "facebook/sam-vit-huge", "sam", 1024, 641.1, "SAM 1, ViT-H"),
-        Preset("sam-hq-vit-base", "syscv-community/sam-hq-vit-base", "sam_hq", 1024, 94.1, "SAM-HQ, ViT-B"),
+        Preset("sam-hq-vit-base", "syscv-community/sam-hq-vit-base", "sam_hq", 1024, 94.8, "SAM-HQ, ViT-B"),
         Preset(
-            "sam-hq-vit-large", "syscv-community/sam-hq-vit-large", "sam_hq", 1024, 313.2, "SAM-HQ, ViT-L"
+            "sam-hq-vit-large", "syscv-community/sam-hq-vit-large", "sam_hq", 1024, 313.7, "SAM-HQ, ViT-L"
         ),
-        Preset("sam-hq-vit-huge", "syscv-community/sam-hq-vit-huge", "sam_hq", 1024, 642.6, "SAM-HQ, ViT-H"),
+        Preset("sam-hq-vit-huge", "syscv-community/sam-hq-vit-huge", "sam_hq", 1024, 642.7, "SAM-HQ, ViT-H"),
         Preset("slimsam-50", "nielsr/slimsam-50-uniform", "sam", 1024, 26.1, "SlimSAM, 50% pruned ViT-B"),
         Preset("slimsam-77", "nielsr/slimsam-77-uniform", "sam", 1024, 9.3, "SlimSAM, 77% pruned ViT-B"),
         Preset(
@@ -47,7 +48,7 @@ PRESETS: dict[str, Preset] = {
             "facebook/sam2-hiera-tiny",
             "sam2",
             1024,
-            38.9,
+            31.4,
             "SAM 2, Hiera-T",
             checkpoint="sam2_hiera_tiny.pt",
         ),
@@ -56,7 +57,7 @@ PRESETS: dict[str, Preset] = {
             "facebook/sam2-hiera-small",
             "sam2",
             1024,
-            46.0,
+            38.5,
             "SAM 2, Hiera-S",
             checkpoint="sam2_hiera_small.pt",
         ),
@@ -65,7 +66,7 @@ PRESETS: dict[str, Preset] = {
             "facebook/sam2-hiera-base-plus",
             "sam2",
             1024,
-            80.8,
+            73.3,
             "SAM 2, Hiera-B+",
             checkpoint="sam2_hiera_base_plus.pt",
         ),
@@ -74,7 +75,7 @@ PRESETS: dict[str, Preset] = {
             "facebook/sam2-hiera-large",
             "sam2",
             1024,
-            224.4,
+            216.9,
             "SAM 2, Hiera-L",
             checkpoint="sam2_hiera_large.pt",
         ),
@@ -83,7 +84,7 @@ PRESETS: dict[str, Preset] = {
             "facebook/sam2.1-hiera-tiny",
             "sam2",
             1024,
-            38.9,
+            31.4,
             "SAM 2.1, Hiera-T",
             checkpoint="sam2.1_hiera_tiny.pt",
         ),
@@ -92,7 +93,7 @@ PRESETS: dict[str, Preset] = {
             "facebook/sam2.1-hiera-small",
             "sam2",
             1024,
-            46.0,
+            38.5,
             "SAM 2.1, Hiera-S",
             checkpoint="sam2.1_hiera_small.pt",
         ),
@@ -101,7 +102,7 @@ PRESETS: dict[str, Preset] = {
             "facebook/sam2.1-hiera-base-plus",
             "sam2",
             1024,
-            80.8,
+            73.3,
             "SAM 2.1, Hiera-B+",
             checkpoint="sam2.1_hiera_base_plus.pt",
         ),
@@ -110,14 +111,14 @@ PRESETS: dict[str, Preset] = {
             "facebook/sam2.1-hiera-large",
             "sam2",
             1024,
-            224.4,
+            216.9,
             "SAM 2.1, Hiera-L",
             checkpoint="sam2.1_hiera_large.pt",
         ),
         Preset(
-            "sam3-tracker", "facebook/sam3", "sam3_tracker", 1008, 848.0, "SAM 3 tracker (visual prompts)"
+            "sam3-tracker", "facebook/sam3", "sam3_tracker", 1008, 458.3, "SAM 3 tracker (visual prompts)"
         ),
-        Preset("edgetam", "yonigozlan/EdgeTAM-hf", "edgetam", 1024, 13.9, "EdgeTAM, on-device SAM 2"),
+        Preset("edgetam", "yonigozlan/EdgeTAM-hf", "edgetam", 1024, 9.1, "EdgeTAM, on-device SAM 2"),
     ]
 }
 
