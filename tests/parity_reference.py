@@ -238,6 +238,7 @@ class Agreement:
     max_score_diff: float
     max_logit_diff: float
     num_masks: int
+    logit_scale: float  # mean |low-res logit| of the reference, for scale
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -275,7 +276,23 @@ def compare(reference: Any, segmenter: Any, case: str, multimask: bool) -> Agree
         max_score_diff=float(np.abs(np.asarray(scores) - result.scores).max()),
         max_logit_diff=float(np.abs(np.asarray(logits) - result.logits).max()),
         num_masks=len(masks),
+        logit_scale=float(np.abs(np.asarray(logits)).mean()),
     )
+
+
+def reference_pixels(reference: Any, image: np.ndarray) -> torch.Tensor:
+    """The normalised (1, 3, S, S) tensor Meta's predictor feeds its image encoder for ``image``."""
+    if hasattr(reference, "_transforms"):  # SAM2ImagePredictor
+        return reference._transforms(image)[None]
+    resized = reference.transform.apply_image(image)  # SamPredictor
+    return reference.model.preprocess(torch.as_tensor(resized).permute(2, 0, 1)[None].float())
+
+
+def feed_pixels(segmenter: Any, pixels: torch.Tensor) -> Any:
+    """Make ``segmenter`` encode ``pixels`` instead of preprocessing the image itself (a test seam to
+    separate preprocessing differences from everything after it). Returns the segmenter."""
+    segmenter.adapter.preprocess = lambda images: pixels
+    return segmenter
 
 
 def sam2_reference_predictor(model: torch.nn.Module) -> Any:
@@ -286,3 +303,26 @@ def sam2_reference_predictor(model: torch.nn.Module) -> Any:
     side = model.image_size // 4
     predictor._bb_feat_sizes = [(side, side), (side // 2, side // 2), (side // 4, side // 4)]
     return predictor
+
+
+def agreement_table(reference: Any, segmenter: Any) -> dict[tuple[str, bool], Agreement]:
+    """``compare`` for every case, multimask on and off."""
+    return {
+        (case, multimask): compare(reference, segmenter, case, multimask)
+        for case in CASES
+        for multimask in (True, False)
+    }
+
+
+def build_release_sam1(name: str = "vit_b", seed: int = 0) -> torch.nn.Module:
+    """A released SAM 1 architecture (``vit_b``, ``vit_l``, ``vit_h``) from Meta's registry, random weights."""
+    from segment_anything import sam_model_registry
+
+    return randomize(sam_model_registry[name](), seed)
+
+
+def build_release_sam2(config: str = "configs/sam2.1/sam2.1_hiera_t.yaml", seed: int = 0) -> torch.nn.Module:
+    """A released SAM 2 / 2.1 architecture from Meta's hydra config (as ``build_sam2``), random weights."""
+    from sam2.build_sam import build_sam2 as meta_build_sam2
+
+    return randomize(meta_build_sam2(config, ckpt_path=None, device="cpu"), seed)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from parity_reference import CASES, build_sam1, compare, save_sam1
+from parity_reference import CASES, build_sam1, compare, feed_pixels, reference_pixels, save_sam1
 
 pytest.importorskip("segment_anything")
 
@@ -52,11 +52,6 @@ def reference(meta_model, image):
     predictor = SamPredictor(meta_model)
     predictor.set_image(image)
     return predictor
-
-
-def _meta_pixels(reference, image: np.ndarray) -> torch.Tensor:
-    resized = reference.transform.apply_image(image)
-    return reference.model.preprocess(torch.as_tensor(resized).permute(2, 0, 1)[None].float())
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +111,7 @@ def test_model_outputs_match_on_the_same_tensors(meta_model, checkpoint):
 
 def test_preprocessing_differs_by_at_most_one_grey_level(reference, segmenter, image):
     ours = segmenter.adapter.preprocess([image])
-    theirs = _meta_pixels(reference, image)
+    theirs = reference_pixels(reference, image)
     assert ours.shape == theirs.shape == (1, 3, 256, 256)
     std = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
     grey_levels = (ours - theirs).abs() * std
@@ -138,8 +133,8 @@ def test_with_meta_pixels_the_predictors_agree_to_float_noise(reference, checkpo
     from robosam.predictor import Segmenter
 
     seg = Segmenter(str(checkpoint), device="cpu")
-    pixels = _meta_pixels(reference, image)
-    seg.adapter.preprocess = lambda images: pixels
+    pixels = reference_pixels(reference, image)
+    feed_pixels(seg, pixels)
     seg.set_image(image)
     for case in CASES:
         agreement = compare(reference, seg, case, multimask=True)

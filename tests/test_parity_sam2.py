@@ -23,6 +23,8 @@ from parity_reference import (
     SAM2_SMALL_OVERRIDES,
     build_sam2,
     compare,
+    feed_pixels,
+    reference_pixels,
     sam2_reference_predictor,
     save_sam2,
 )
@@ -135,7 +137,7 @@ def test_model_outputs_match_on_the_same_tensors(meta_model, model):
 
 def test_preprocessing_differs_by_under_one_grey_level(reference, segmenter, image):
     ours = segmenter.adapter.preprocess([image])
-    theirs = reference._transforms(image)[None]
+    theirs = reference_pixels(reference, image)
     assert ours.shape == theirs.shape == (1, 3, SAM2_IMAGE_SIZE, SAM2_IMAGE_SIZE)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) * 255
     grey_levels = (ours - theirs).abs() * std
@@ -157,8 +159,8 @@ def test_with_meta_pixels_the_predictors_agree_to_float_noise(reference, model, 
     from robosam.predictor import Segmenter
 
     seg = Segmenter(model, device="cpu")
-    pixels = reference._transforms(image)[None]
-    seg.adapter.preprocess = lambda images: pixels
+    pixels = reference_pixels(reference, image)
+    feed_pixels(seg, pixels)
     seg.set_image(image)
     for case in CASES:
         for multimask in (True, False):
