@@ -212,22 +212,7 @@ def save_converted(model: PreTrainedModel, out_dir: str | os.PathLike[str]) -> P
 
 
 def image_processor(model: PreTrainedModel) -> Any:
-    """The transformers image processor matching ``model``: SAM 1 resizes the longest side and pads, SAM 2
-    resizes to the square; both normalise with ImageNet statistics."""
-    from transformers import Sam2ImageProcessor, SamImageProcessor
+    """The image processor matching ``model``'s family and input size (written next to converted weights)."""
+    from robosam.models.loading import default_image_processor, encoder_input_size, family_of
 
-    config = model.config
-    if config.model_type == "sam":
-        size = int(config.vision_config.image_size)
-        low_res = 4 * size // int(config.vision_config.patch_size)
-        return SamImageProcessor(
-            size={"longest_edge": size},
-            pad_size={"height": size, "width": size},
-            mask_size={"longest_edge": low_res},
-            mask_pad_size={"height": low_res, "width": low_res},
-        )
-    size = int(config.prompt_encoder_config.image_size)
-    low_res = 4 * size // int(config.prompt_encoder_config.patch_size)
-    return Sam2ImageProcessor(
-        size={"height": size, "width": size}, mask_size={"height": low_res, "width": low_res}
-    )
+    return default_image_processor(family_of(model), encoder_input_size(model))

@@ -189,6 +189,14 @@ class Sam2Family(FamilyAdapter):
     def resized_size(self, original_hw: tuple[int, int]) -> tuple[int, int]:
         return self.input_size, self.input_size
 
+    def preprocess(self, images: list[np.ndarray]) -> torch.Tensor:
+        # resized as float in [0, 1] like Meta's SAM2Transforms (resizing uint8 rounds to whole grey levels)
+        floats = [image.astype(np.float32) / 255.0 for image in images]
+        pixel_values = self.image_processor(images=floats, do_rescale=False, return_tensors="pt")[
+            "pixel_values"
+        ]
+        return pixel_values.to(device=self.device, dtype=self.dtype)
+
     def encode(self, pixel_values: torch.Tensor) -> list[Any]:
         with torch.inference_mode():
             levels = self.model.get_image_embeddings(pixel_values)

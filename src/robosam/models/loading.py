@@ -44,18 +44,30 @@ def _model_class(family: str) -> type[PreTrainedModel]:
     return getattr(transformers, name)
 
 
-def default_image_processor(family: str, input_size: int) -> Any:
-    """The family's standard preprocessing (ImageNet normalisation; SAM 3 uses 0.5 / 0.5) at ``input_size``."""
-    from transformers import Sam2ImageProcessor, SamImageProcessor
+def default_image_processor(family: str, input_size: int, lowres_size: int | None = None) -> Any:
+    """The family's standard preprocessing at ``input_size``, matching Meta's to the pixel.
 
+    SAM 1 family: longest side resized with PIL (as Meta's ``ResizeLongestSide``), padded to a square;
+    SAM 2 family: resized to the square. ImageNet normalisation (SAM 3: 0.5 / 0.5).
+    """
+    from transformers import Sam2ImageProcessor, SamImageProcessorPil
+
+    lowres_size = lowres_size or input_size // 4
     if family in ("sam", "sam_hq"):
-        return SamImageProcessor(
-            size={"longest_edge": input_size}, pad_size={"height": input_size, "width": input_size}
+        return SamImageProcessorPil(
+            size={"longest_edge": input_size},
+            pad_size={"height": input_size, "width": input_size},
+            mask_size={"longest_edge": lowres_size},
+            mask_pad_size={"height": lowres_size, "width": lowres_size},
         )
     kwargs: dict[str, Any] = {}
     if family == "sam3_tracker":
         kwargs = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
-    return Sam2ImageProcessor(size={"height": input_size, "width": input_size}, **kwargs)
+    return Sam2ImageProcessor(
+        size={"height": input_size, "width": input_size},
+        mask_size={"height": lowres_size, "width": lowres_size},
+        **kwargs,
+    )
 
 
 def family_of(model: PreTrainedModel) -> str:
@@ -217,14 +229,16 @@ def _family_from_hub(hub_id: str) -> str:
 
 
 def _from_pretrained(family: str, source: str, *, local: bool) -> tuple[PreTrainedModel, str, Any]:
-    from transformers import AutoImageProcessor
+    from transformers import AutoImageProcessor, SamImageProcessorPil
 
     try:
         model = _model_class(family).from_pretrained(source, local_files_only=local)
     except OSError as error:
         raise _hub_error(source, error) from error
+    # the PIL variant of SAM 1's processor resizes exactly as Meta's code does
+    processor_class = SamImageProcessorPil if family in ("sam", "sam_hq") else AutoImageProcessor
     try:
-        image_processor = AutoImageProcessor.from_pretrained(source, local_files_only=local)
+        image_processor = processor_class.from_pretrained(source, local_files_only=local)
     except (OSError, ValueError):
         image_processor = None  # fall back to the family default at the model's own input size
     return model, family, image_processor
