@@ -5,19 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import run_cli
 from parity_reference import build_sam1, save_sam1
 
-from robosam.cli import main
-
 pytest.importorskip("segment_anything")
-
-
-def run_cli(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
 
 
 @pytest.fixture(scope="module")

@@ -8,18 +8,10 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import run_cli
 from PIL import Image
 
-from robosam.cli import main
 from robosam.masks import decode_rle
-
-
-def run_cli(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
 
 
 def test_segment_writes_masks_overlay_and_json(tiny_sam_dir, sample_image_path, tmp_path, capsys):

@@ -7,17 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_cli
 
-from robosam.cli import main
 from robosam.masks import read_mask_png
-
-
-def run_cli(argv: list[str]) -> int:
-    try:
-        main(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
 
 
 @pytest.fixture(scope="module")

@@ -8,20 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_cli
 from PIL import Image
 
-from robosam.cli import main
 from robosam.geometry import read_ply, write_depth_png
 from robosam.geometry.synthetic import demo_scene
 from robosam.masks import write_mask_png, write_png_atomic
-
-
-def run_cli(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from PIL import Image
 from pycocotools import mask as coco_mask
 
 from robosam.errors import InputError
+from robosam.io import atomic_write
 
 
 def encode_rle(mask: np.ndarray) -> dict[str, Any]:
@@ -77,12 +78,10 @@ def read_mask_png(path: str | os.PathLike, *, argument: str = "mask") -> np.ndar
 
 def write_png_atomic(image: np.ndarray | Image.Image, path: str | os.PathLike) -> Path:
     """Write a PNG through a temporary file and rename, so a crash never leaves half a file."""
-    path = Path(path)
     pil = image if isinstance(image, Image.Image) else Image.fromarray(image)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pil.save(tmp, format="PNG")
-    os.replace(tmp, path)
-    return path
+    with atomic_write(path) as tmp:
+        pil.save(tmp, format="PNG")
+    return Path(path)
 
 
 def write_mask_png(mask: np.ndarray, path: str | os.PathLike) -> Path:

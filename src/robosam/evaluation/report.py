@@ -17,13 +17,7 @@ from typing import Any
 import numpy as np
 
 from robosam.errors import InputError
-
-
-def _atomic_write_text(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+from robosam.io import atomic_write, write_text_atomic
 
 
 def _clean(value: Any) -> Any:
@@ -52,7 +46,7 @@ def prepare_out_dir(out: str | os.PathLike) -> Path:
 
 def write_json(data: Mapping[str, Any], path: str | os.PathLike) -> Path:
     """``data`` as indented JSON at ``path`` (atomic)."""
-    return _atomic_write_text(Path(path), json.dumps(_clean(data), indent=2) + "\n")
+    return write_text_atomic(json.dumps(_clean(data), indent=2) + "\n", path)
 
 
 def _fmt(value: Any) -> str:
@@ -109,9 +103,8 @@ def render_markdown(metrics: Mapping[str, Any], plots: list[str]) -> str:
 
 
 def _save_figure(figure: Any, path: Path) -> Path:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    figure.savefig(tmp, dpi=100, bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
     return path
 
 
@@ -209,7 +202,7 @@ def write_report(
             figures.append(plot_latency(metrics["latency"], out_dir / "latency.png"))
     for figure in figures:
         written[figure.stem] = figure
-    written["report"] = _atomic_write_text(
-        out_dir / "report.md", render_markdown(metrics, [str(f) for f in figures])
+    written["report"] = write_text_atomic(
+        render_markdown(metrics, [str(f) for f in figures]), out_dir / "report.md"
     )
     return written

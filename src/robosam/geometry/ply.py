@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import numpy as np
 from robosam.errors import InputError
 from robosam.geometry.deproject import PointCloud
 from robosam.geometry.outliers import as_points
+from robosam.io import atomic_write
 
 
 def write_ply(
@@ -54,23 +54,17 @@ def write_ply(
         header += ["property uchar red", "property uchar green", "property uchar blue"]
     header.append("end_header")
     path = Path(path)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(("\n".join(header) + "\n").encode("ascii"))
-            if binary:
-                file.write(vertices.tobytes())
-            else:
-                table = xyz.astype(np.float64)
-                formats = ["%.7g"] * 3
-                if colors is not None:
-                    table = np.hstack([table, colors.astype(np.float64)])
-                    formats += ["%d"] * 3
-                np.savetxt(file, table, fmt=formats)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as tmp, open(tmp, "wb") as file:
+        file.write(("\n".join(header) + "\n").encode("ascii"))
+        if binary:
+            file.write(vertices.tobytes())
+        else:
+            table = xyz.astype(np.float64)
+            formats = ["%.7g"] * 3
+            if colors is not None:
+                table = np.hstack([table, colors.astype(np.float64)])
+                formats += ["%d"] * 3
+            np.savetxt(file, table, fmt=formats)
     return path
 
 
