@@ -127,3 +127,51 @@ def merge_overrides(base: dict[str, Any], overrides: Mapping[str, Any] | None) -
         else:
             base[name] = value
     return base
+
+
+def prompt_encoder_rules(source: str) -> list[Rule]:
+    """Rules for the parts of Meta's prompt encoder (under ``source``) that SAM 1 and SAM 2 share:
+    the Fourier matrix (tied to the model's image-wide copy), the no-point / no-mask embeddings and the
+    mask downscaling stack."""
+    downscaling = {0: "conv1", 1: "layer_norm1", 3: "conv2", 4: "layer_norm2", 6: "conv3"}
+    return [
+        rule(
+            rf"{source}\.pe_layer\.positional_encoding_gaussian_matrix",
+            lambda _: [
+                "shared_image_embedding.positional_embedding",
+                "prompt_encoder.shared_embedding.positional_embedding",
+            ],
+        ),
+        rule(rf"{source}\.(not_a_point_embed|no_mask_embed)\.weight", r"prompt_encoder.\1.weight"),
+        *(
+            rule(
+                rf"{source}\.mask_downscaling\.{index}\.(weight|bias)",
+                rf"prompt_encoder.mask_embed.{name}.\1",
+            )
+            for index, name in downscaling.items()
+        ),
+    ]
+
+
+def mask_decoder_tail_rules(weights: Mapping[str, torch.Tensor], source: str) -> list[Rule]:
+    """Rules for the parts of Meta's mask decoder (under ``source``) that SAM 1 and SAM 2 share: layer
+    norms of the two-way transformer, the output upscaling stack, hypernetwork and IoU heads."""
+    return [
+        rule(
+            rf"{source}\.transformer\.layers\.(\d+)\.norm(\d)\.(weight|bias)",
+            r"mask_decoder.transformer.layers.\1.layer_norm\2.\3",
+        ),
+        rule(
+            rf"{source}\.transformer\.norm_final_attn\.(weight|bias)",
+            r"mask_decoder.transformer.layer_norm_final_attn.\1",
+        ),
+        rule(rf"{source}\.output_upscaling\.0\.(weight|bias)", r"mask_decoder.upscale_conv1.\1"),
+        rule(rf"{source}\.output_upscaling\.1\.(weight|bias)", r"mask_decoder.upscale_layer_norm.\1"),
+        rule(rf"{source}\.output_upscaling\.3\.(weight|bias)", r"mask_decoder.upscale_conv2.\1"),
+        mlp_renamer(
+            weights,
+            rf"{source}\.output_hypernetworks_mlps\.(\d+)",
+            r"mask_decoder.output_hypernetworks_mlps.\1",
+        ),
+        mlp_renamer(weights, rf"{source}\.iou_prediction_head", r"mask_decoder.iou_prediction_head"),
+    ]

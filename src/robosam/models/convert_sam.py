@@ -21,7 +21,15 @@ import torch
 from transformers import SamConfig
 
 from robosam.errors import InputError
-from robosam.models.convert_common import count_indexed, merge_overrides, mlp_renamer, rename, rule, shape
+from robosam.models.convert_common import (
+    count_indexed,
+    mask_decoder_tail_rules,
+    merge_overrides,
+    prompt_encoder_rules,
+    rename,
+    rule,
+    shape,
+)
 
 # ImageNet statistics in 0..255, the ``pixel_mean`` / ``pixel_std`` SAM normalises with.
 PIXEL_MEAN = (123.675, 116.28, 103.53)
@@ -175,25 +183,8 @@ def convert_state(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Te
         rule(rf"{enc}\.neck\.1\.(weight|bias)", r"vision_encoder.neck.layer_norm1.\1"),
         rule(rf"{enc}\.neck\.2\.weight", r"vision_encoder.neck.conv2.weight"),
         rule(rf"{enc}\.neck\.3\.(weight|bias)", r"vision_encoder.neck.layer_norm2.\1"),
-        # one random Fourier matrix encodes prompts and the image grid; SamModel ties its two copies
-        rule(
-            r"prompt_encoder\.pe_layer\.positional_encoding_gaussian_matrix",
-            lambda _: [
-                "shared_image_embedding.positional_embedding",
-                "prompt_encoder.shared_embedding.positional_embedding",
-            ],
-        ),
         rule(r"prompt_encoder\.point_embeddings\.(\d+)\.weight", r"prompt_encoder.point_embed.\1.weight"),
-        rule(r"prompt_encoder\.(not_a_point_embed|no_mask_embed)\.weight", r"prompt_encoder.\1.weight"),
-        rule(r"prompt_encoder\.mask_downscaling\.0\.(weight|bias)", r"prompt_encoder.mask_embed.conv1.\1"),
-        rule(
-            r"prompt_encoder\.mask_downscaling\.1\.(weight|bias)", r"prompt_encoder.mask_embed.layer_norm1.\1"
-        ),
-        rule(r"prompt_encoder\.mask_downscaling\.3\.(weight|bias)", r"prompt_encoder.mask_embed.conv2.\1"),
-        rule(
-            r"prompt_encoder\.mask_downscaling\.4\.(weight|bias)", r"prompt_encoder.mask_embed.layer_norm2.\1"
-        ),
-        rule(r"prompt_encoder\.mask_downscaling\.6\.(weight|bias)", r"prompt_encoder.mask_embed.conv3.\1"),
+        *prompt_encoder_rules("prompt_encoder"),
         rule(
             rf"{dec}\.transformer\.(layers\.\d+\.|)"
             r"(self_attn|cross_attn_token_to_image|cross_attn_image_to_token|final_attn_token_to_image)"
@@ -201,25 +192,11 @@ def convert_state(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Te
             r"mask_decoder.transformer.\1\2.\3.\4",
         ),
         rule(
-            rf"{dec}\.transformer\.layers\.(\d+)\.norm(\d)\.(weight|bias)",
-            r"mask_decoder.transformer.layers.\1.layer_norm\2.\3",
-        ),
-        rule(
             rf"{dec}\.transformer\.layers\.(\d+)\.mlp\.lin(1|2)\.(weight|bias)",
             r"mask_decoder.transformer.layers.\1.mlp.lin\2.\3",
         ),
-        rule(
-            rf"{dec}\.transformer\.norm_final_attn\.(weight|bias)",
-            r"mask_decoder.transformer.layer_norm_final_attn.\1",
-        ),
         rule(rf"{dec}\.(iou_token|mask_tokens)\.weight", r"mask_decoder.\1.weight"),
-        rule(rf"{dec}\.output_upscaling\.0\.(weight|bias)", r"mask_decoder.upscale_conv1.\1"),
-        rule(rf"{dec}\.output_upscaling\.1\.(weight|bias)", r"mask_decoder.upscale_layer_norm.\1"),
-        rule(rf"{dec}\.output_upscaling\.3\.(weight|bias)", r"mask_decoder.upscale_conv2.\1"),
-        mlp_renamer(
-            weights, rf"{dec}\.output_hypernetworks_mlps\.(\d+)", r"mask_decoder.output_hypernetworks_mlps.\1"
-        ),
-        mlp_renamer(weights, rf"{dec}\.iou_prediction_head", r"mask_decoder.iou_prediction_head"),
+        *mask_decoder_tail_rules(weights, dec),
     ]
     return rename(weights, rules)
 

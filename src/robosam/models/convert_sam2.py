@@ -24,8 +24,10 @@ from robosam.errors import InputError
 from robosam.models.convert_common import (
     count_indexed,
     last_index,
+    mask_decoder_tail_rules,
     merge_overrides,
     mlp_renamer,
+    prompt_encoder_rules,
     rename,
     rule,
     shape,
@@ -334,32 +336,7 @@ def _rules(weights: Mapping[str, torch.Tensor], video: bool) -> list:
         mlp_renamer(weights, rf"{trunk}\.blocks\.(\d+)\.mlp", r"vision_encoder.backbone.blocks.\1.mlp"),
         rule(r"image_encoder\.neck\.convs\.(\d+)\.conv\.(weight|bias)", r"vision_encoder.neck.convs.\1.\2"),
         rule(r"no_mem_embed", r"no_memory_embedding"),
-        # one random Fourier matrix encodes prompts and the image grid; Sam2Model keeps two copies
-        rule(
-            r"sam_prompt_encoder\.pe_layer\.positional_encoding_gaussian_matrix",
-            lambda _: [
-                "shared_image_embedding.positional_embedding",
-                "prompt_encoder.shared_embedding.positional_embedding",
-            ],
-        ),
-        rule(r"sam_prompt_encoder\.(not_a_point_embed|no_mask_embed)\.weight", r"prompt_encoder.\1.weight"),
-        rule(
-            r"sam_prompt_encoder\.mask_downscaling\.0\.(weight|bias)", r"prompt_encoder.mask_embed.conv1.\1"
-        ),
-        rule(
-            r"sam_prompt_encoder\.mask_downscaling\.1\.(weight|bias)",
-            r"prompt_encoder.mask_embed.layer_norm1.\1",
-        ),
-        rule(
-            r"sam_prompt_encoder\.mask_downscaling\.3\.(weight|bias)", r"prompt_encoder.mask_embed.conv2.\1"
-        ),
-        rule(
-            r"sam_prompt_encoder\.mask_downscaling\.4\.(weight|bias)",
-            r"prompt_encoder.mask_embed.layer_norm2.\1",
-        ),
-        rule(
-            r"sam_prompt_encoder\.mask_downscaling\.6\.(weight|bias)", r"prompt_encoder.mask_embed.conv3.\1"
-        ),
+        *prompt_encoder_rules("sam_prompt_encoder"),
         rule(
             rf"{dec}\.transformer\.(layers\.\d+\.|)"
             r"(self_attn|cross_attn_token_to_image|cross_attn_image_to_token|final_attn_token_to_image)"
@@ -372,27 +349,13 @@ def _rules(weights: Mapping[str, torch.Tensor], video: bool) -> list:
             r"\.out_proj\.(weight|bias)",
             r"mask_decoder.transformer.\1\2.o_proj.\3",
         ),
-        rule(
-            rf"{dec}\.transformer\.layers\.(\d+)\.norm(\d)\.(weight|bias)",
-            r"mask_decoder.transformer.layers.\1.layer_norm\2.\3",
-        ),
         mlp_renamer(
             weights, rf"{dec}\.transformer\.layers\.(\d+)\.mlp", r"mask_decoder.transformer.layers.\1.mlp"
         ),
-        rule(
-            rf"{dec}\.transformer\.norm_final_attn\.(weight|bias)",
-            r"mask_decoder.transformer.layer_norm_final_attn.\1",
-        ),
         rule(rf"{dec}\.(iou_token|mask_tokens|obj_score_token)\.weight", r"mask_decoder.\1.weight"),
-        rule(rf"{dec}\.output_upscaling\.0\.(weight|bias)", r"mask_decoder.upscale_conv1.\1"),
-        rule(rf"{dec}\.output_upscaling\.1\.(weight|bias)", r"mask_decoder.upscale_layer_norm.\1"),
-        rule(rf"{dec}\.output_upscaling\.3\.(weight|bias)", r"mask_decoder.upscale_conv2.\1"),
         rule(rf"{dec}\.(conv_s0|conv_s1)\.(weight|bias)", r"mask_decoder.\1.\2"),
-        mlp_renamer(
-            weights, rf"{dec}\.output_hypernetworks_mlps\.(\d+)", r"mask_decoder.output_hypernetworks_mlps.\1"
-        ),
-        mlp_renamer(weights, rf"{dec}\.iou_prediction_head", r"mask_decoder.iou_prediction_head"),
         mlp_renamer(weights, rf"{dec}\.pred_obj_score_head", r"mask_decoder.pred_obj_score_head"),
+        *mask_decoder_tail_rules(weights, dec),
     ]
     return rules + (_video_rules(weights) if video else [])
 
