@@ -86,3 +86,18 @@ def test_embedding_cache_lru_eviction_by_bytes():
     assert "c" not in cache and "b" in cache
     cache.put(CachedImage(key="huge", features=None, original_hw=(1, 1), nbytes=1000))
     assert "huge" not in cache and cache.nbytes == 200
+
+
+def test_mask_result_to_supervision_detections():
+    sv = pytest.importorskip("supervision")
+    masks = np.zeros((2, 6, 8), bool)
+    masks[0, 1:3, 2:5] = True
+    masks[1, 4:, :2] = True
+    result = MaskResult(
+        masks=masks, scores=np.array([0.7, 0.4], np.float32), logits=np.zeros((2, 4, 4), np.float32)
+    )
+    detections = result.to_supervision()
+    assert isinstance(detections, sv.Detections) and len(detections) == 2
+    assert detections.xyxy.tolist() == [[2, 1, 5, 3], [0, 4, 2, 6]]
+    assert (detections.mask == masks).all()
+    assert detections.confidence.tolist() == pytest.approx([0.7, 0.4])
