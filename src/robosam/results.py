@@ -36,7 +36,7 @@ class MaskResult:
     def best(self) -> MaskResult:
         """The highest-scoring mask of each object (one mask for a single-object prompt)."""
         keep = [
-            int(np.flatnonzero(self.object_ids == obj)[np.argmax(self.scores[self.object_ids == obj])])
+            max(np.flatnonzero(self.object_ids == obj), key=lambda i: self.scores[i])
             for obj in np.unique(self.object_ids)
         ]
         return self[np.asarray(keep, dtype=np.int64)]

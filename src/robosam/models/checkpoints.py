@@ -24,6 +24,7 @@ from transformers import PretrainedConfig, PreTrainedModel
 from robosam.errors import InputError
 from robosam.models import convert_sam, convert_sam2
 from robosam.models.convert_common import key_list
+from robosam.models.loading import default_image_processor, encoder_input_size, family_of
 
 WRAPPER_KEYS = ("model", "state_dict")  # SAM 2 files are {"model": state_dict}; training dumps use either
 
@@ -201,7 +202,7 @@ def save_converted(model: PreTrainedModel, out_dir: str | os.PathLike[str]) -> P
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         model.save_pretrained(staging, safe_serialization=True)
-        image_processor(model).save_pretrained(staging)
+        default_image_processor(family_of(model), encoder_input_size(model)).save_pretrained(staging)
         if out.exists():
             out.rmdir()
         staging.rename(out)
@@ -209,10 +210,3 @@ def save_converted(model: PreTrainedModel, out_dir: str | os.PathLike[str]) -> P
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out
-
-
-def image_processor(model: PreTrainedModel) -> Any:
-    """The image processor matching ``model``'s family and input size (written next to converted weights)."""
-    from robosam.models.loading import default_image_processor, encoder_input_size, family_of
-
-    return default_image_processor(family_of(model), encoder_input_size(model))
