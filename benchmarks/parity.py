@@ -33,7 +33,7 @@ from parity_reference import (  # noqa: E402
 )
 
 from robosam.io import load_image  # noqa: E402
-from robosam.predictor import Segmenter  # noqa: E402
+from robosam.segmenter import Segmenter  # noqa: E402
 
 
 def run_family(family: str, image_path: Path, workdir: Path) -> dict:

@@ -20,7 +20,7 @@ import torch
 from segment_anything import SamPredictor, sam_model_registry
 
 from robosam.io import load_image
-from robosam.predictor import Segmenter
+from robosam.segmenter import Segmenter
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,15 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import require_peer
 from parity_reference import SAM2_SMALL_OVERRIDES, build_sam1, build_sam2, save_sam1, save_sam2
 
 from robosam.errors import InputError
 from robosam.models import convert_sam, convert_sam2
 from robosam.models.checkpoints import describe, load_official_checkpoint, read_state_dict, save_converted
-
-pytest.importorskip("segment_anything")
-pytest.importorskip("sam2")
-
 
 # --- released layouts, on the meta device (shapes only, no weights drawn) ------------------------------
 
@@ -46,7 +43,7 @@ def _assert_maps_onto(model_class, config, weights) -> None:
     [("vit_b", 12, [2, 5, 8, 11]), ("vit_l", 16, [5, 11, 17, 23]), ("vit_h", 16, [7, 15, 23, 31])],
 )
 def test_sam1_release_layouts_are_inferred_and_fully_mapped(name, heads, global_blocks):
-    from segment_anything import sam_model_registry
+    sam_model_registry = require_peer("segment_anything").sam_model_registry
     from transformers import SamModel
 
     with _meta_build():
@@ -81,7 +78,7 @@ SAM2_RELEASES = [
 def test_sam2_release_layouts_are_inferred_and_fully_mapped(
     config_file, name, blocks, global_blocks, windows, background
 ):
-    from sam2.build_sam import build_sam2 as meta_build_sam2
+    meta_build_sam2 = require_peer("sam2.build_sam").build_sam2
     from transformers import Sam2Model, Sam2VideoModel
 
     with _meta_build():
@@ -113,12 +110,14 @@ def test_sam2_release_layouts_are_inferred_and_fully_mapped(
 
 @pytest.fixture(scope="module")
 def sam1_file(tmp_path_factory) -> tuple[torch.nn.Module, Path]:
+    require_peer("segment_anything")
     model = build_sam1()
     return model, save_sam1(model, tmp_path_factory.mktemp("sam1") / "sam_small.pth")
 
 
 @pytest.fixture(scope="module")
 def sam2_file(tmp_path_factory) -> tuple[torch.nn.Module, Path]:
+    require_peer("sam2")
     model = build_sam2()
     return model, save_sam2(model, tmp_path_factory.mktemp("sam2") / "sam2.1_small.pt")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import run_cli
+from helpers import require_peer, run_cli
 from parity_reference import build_sam1, save_sam1
 
-pytest.importorskip("segment_anything")
+require_peer("segment_anything")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 from robosam import InputError
 from robosam.io import load_image
 from robosam.models import load_model
-from robosam.predictor import Segmenter
+from robosam.segmenter import Segmenter
 
 
 @pytest.fixture(scope="module")

@@ -66,7 +66,7 @@ def test_eval_box_protocol_and_user_errors(
     gt_box = np.array([0, 0, 0, 0], float)
     gt = read_mask_png(still_images / "masks" / f"{record['sample']}.png")
     ys, xs = np.nonzero(gt)
-    gt_box[:] = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+    gt_box[:] = [xs.min(), ys.min(), xs.max(), ys.max()]  # last pixels, inclusive
     assert np.abs(np.array(record["prompt"]["box"]) - gt_box).max() <= 5
     assert not (out / "latency.png").exists() and (out / "report.md").is_file()
     capsys.readouterr()

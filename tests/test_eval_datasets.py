@@ -10,14 +10,14 @@ import pytest
 from PIL import Image
 from pycocotools import mask as coco_mask
 
-from robosam.errors import InputError
-from robosam.evaluation.datasets import (
+from robosam.data import (
     CocoDataset,
     DavisDataset,
     FolderDataset,
     annotation_to_mask,
     load_dataset,
 )
+from robosam.errors import InputError
 from robosam.evaluation.metrics import iou
 from robosam.masks import read_mask_png
 

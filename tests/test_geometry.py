@@ -456,8 +456,7 @@ def test_grasps_in_the_base_frame(shapes_scene):
 
 
 def test_grasp_frame_convention_and_dict():
-    grasp = Grasp(position=np.zeros(3), orientation=np.array([0.0, 0.0, 0.0, 1.0]), width=0.05, score=0.5,
-                  approach="top")  # fmt: skip
+    grasp = Grasp(position=np.zeros(3), rotation=np.eye(3), width=0.05, score=0.5, approach="top")
     assert np.allclose(grasp.approach_vector, (0, 0, 1)) and np.allclose(grasp.closing_vector, (0, 1, 0))
     record = grasp.to_dict()
     assert record["quaternion_xyzw"] == [0.0, 0.0, 0.0, 1.0] and json.dumps(record)

@@ -78,7 +78,7 @@ def test_grasp_in_base_frame(scene_files, tmp_path):
 
 
 def test_grasp_with_a_click_runs_the_segmenter(scene_files, tmp_path, tiny_sam_dir):
-    from robosam.predictor import Segmenter
+    from robosam.segmenter import Segmenter
 
     folder, scene = scene_files
     out = tmp_path / "out"

@@ -12,8 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import tiny_models
+from helpers import require_peer
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +51,7 @@ def test_readme_segment_command_with_a_cached_transformers_model(tmp_path, sampl
 
 def test_preset_repo_with_only_metas_checkpoint_is_converted_on_load(tmp_path):
     """facebook/sam2.1-hiera-* repos may hold only sam2.1_hiera_*.pt: robosam converts it."""
-    pytest.importorskip("sam2")
+    require_peer("sam2")
     from parity_reference import build_release_sam2, save_sam2
 
     hf_home = tmp_path / "hf"

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import require_peer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycocotools import mask as coco_mask
 
-from robosam.cache import CachedImage, EmbeddingCache
+from robosam.cache import EmbeddingCache
 from robosam.masks import decode_rle, encode_rle, mask_to_box, upscale_logits
 from robosam.results import MaskResult
 
@@ -34,7 +35,7 @@ def test_mask_to_box_and_empty_mask():
     masks = np.zeros((2, 10, 20), bool)
     masks[0, 2:5, 3:9] = True
     boxes = mask_to_box(masks)
-    assert boxes[0].tolist() == [3, 2, 9, 5]
+    assert boxes[0].tolist() == [3, 2, 8, 4]  # last foreground column 8, row 4 (inclusive)
     assert boxes[1].tolist() == [0, 0, 0, 0]
 
 
@@ -72,24 +73,27 @@ def test_mask_result_best_per_object_and_coco():
     assert best.scores.tolist() == [np.float32(0.9), np.float32(0.8)]
     assert best.object_ids.tolist() == [0, 1]
     coco = best.to_coco()
-    assert coco[0]["bbox"] == [0.0, 0.0, 3.0, 2.0] and coco[0]["area"] == 6
-    assert coco[1]["bbox"] == [4.0, 4.0, 1.0, 1.0]
+    # COCO xywh from the inclusive xyxy box (0, 0, 2, 1), as Meta's automatic mask generator writes it
+    assert coco[0]["bbox"] == [0.0, 0.0, 2.0, 1.0] and coco[0]["area"] == 6
+    assert coco[1]["bbox"] == [4.0, 4.0, 0.0, 0.0]  # one pixel: x2 == x1
 
 
 def test_embedding_cache_lru_eviction_by_bytes():
+    from types import SimpleNamespace as Entry
+
     cache = EmbeddingCache(max_bytes=250)
     for key in "abc":
-        cache.put(CachedImage(key=key, features=None, original_hw=(1, 1), nbytes=100))
+        cache.put(Entry(key=key, nbytes=100))
     assert "a" not in cache and "b" in cache and "c" in cache and cache.nbytes == 200
     cache.get("b")
-    cache.put(CachedImage(key="d", features=None, original_hw=(1, 1), nbytes=100))
+    cache.put(Entry(key="d", nbytes=100))
     assert "c" not in cache and "b" in cache
-    cache.put(CachedImage(key="huge", features=None, original_hw=(1, 1), nbytes=1000))
+    cache.put(Entry(key="huge", nbytes=1000))
     assert "huge" not in cache and cache.nbytes == 200
 
 
 def test_mask_result_to_supervision_detections():
-    sv = pytest.importorskip("supervision")
+    sv = require_peer("supervision")
     masks = np.zeros((2, 6, 8), bool)
     masks[0, 1:3, 2:5] = True
     masks[1, 4:, :2] = True
@@ -98,6 +102,7 @@ def test_mask_result_to_supervision_detections():
     )
     detections = result.to_supervision()
     assert isinstance(detections, sv.Detections) and len(detections) == 2
-    assert detections.xyxy.tolist() == [[2, 1, 5, 3], [0, 4, 2, 6]]
+    # one box convention with supervision's own helper (x2, y2 = last foreground column / row)
+    assert detections.xyxy.tolist() == sv.mask_to_xyxy(masks).tolist() == [[2, 1, 4, 2], [0, 4, 1, 5]]
     assert (detections.mask == masks).all()
     assert detections.confidence.tolist() == pytest.approx([0.7, 0.4])

@@ -1,4 +1,4 @@
-"""The preset registry: names, families, and parameter counts re-derived from the architectures."""
+"""The preset registry: names, kinds, families, and parameter counts re-derived from the architectures."""
 
 from __future__ import annotations
 
@@ -6,19 +6,46 @@ import pytest
 import torch
 import transformers as tf
 
-from robosam.models import PRESETS, get_preset
-from robosam.models.families import ADAPTERS
-from robosam.models.loading import MODEL_TYPE_TO_FAMILY
+from robosam.errors import InputError
+from robosam.models import KINDS, PRESETS, get_preset, presets_of_kind
+from robosam.models.families import ADAPTERS, MODEL_TYPE_TO_FAMILY
+
+DETECTOR_FAMILIES = ("grounding_dino", "mm_grounding_dino", "owlv2", "sam3")
 
 
-def test_every_preset_has_a_known_family_and_hub_id():
+def test_every_preset_has_a_known_family_kind_and_hub_id():
     for name, preset in PRESETS.items():
         assert preset.name == name
-        assert preset.family in ADAPTERS
-        assert preset.family in MODEL_TYPE_TO_FAMILY.values()
+        assert preset.kinds and set(preset.kinds) <= set(KINDS)
         assert preset.hub_id.count("/") == 1
+        if "detector" in preset.kinds:
+            assert preset.family in DETECTOR_FAMILIES
+            continue
+        assert preset.family in ADAPTERS and preset.family in MODEL_TYPE_TO_FAMILY.values()
         assert preset.input_size in (1008, 1024)
+        # a tracker preset's family has a video model in transformers
+        assert ("tracker" in preset.kinds) == (ADAPTERS[preset.family].video_model_class is not None)
     assert get_preset("sam2.1-hiera-tiny").checkpoint == "sam2.1_hiera_tiny.pt"
+
+
+def test_kinds_select_presets():
+    assert len(presets_of_kind("segmenter")) == 18
+    assert set(presets_of_kind("tracker")) == {
+        *(f"sam2{v}-hiera-{s}" for v in ("", ".1") for s in ("tiny", "small", "base-plus", "large")),
+        "sam3-tracker",
+        "edgetam",
+    }
+    assert {
+        "grounding-dino-tiny",
+        "grounding-dino-base",
+        "mm-grounding-dino-tiny",
+        "owlv2-base",
+        "sam3",
+    } <= set(presets_of_kind("detector"))
+    with pytest.raises(InputError, match="a tracker preset"):
+        get_preset("sam-vit-base", kind="tracker")
+    with pytest.raises(InputError, match="kind"):
+        presets_of_kind("classifier")
 
 
 def _params_m(model_class: type, config: tf.PretrainedConfig) -> float:
@@ -46,6 +73,11 @@ def _params_m(model_class: type, config: tf.PretrainedConfig) -> float:
         ),
         ("sam2.1-hiera-tiny", tf.Sam2Model, tf.Sam2Config()),
         ("sam3-tracker", tf.Sam3TrackerModel, tf.Sam3TrackerConfig()),
+        # transformers' default detector configs are the released tiny / base-patch16 / SAM 3 architectures
+        ("grounding-dino-tiny", tf.GroundingDinoForObjectDetection, tf.GroundingDinoConfig()),
+        ("mm-grounding-dino-tiny", tf.MMGroundingDinoForObjectDetection, tf.MMGroundingDinoConfig()),
+        ("owlv2-base", tf.Owlv2ForObjectDetection, tf.Owlv2Config()),
+        ("sam3", tf.Sam3Model, tf.Sam3Config()),
     ],
 )
 def test_parameter_counts_match_the_architecture(name, model_class, config):

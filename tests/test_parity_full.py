@@ -7,6 +7,7 @@ Run with ``pytest -m slow tests/test_parity_full.py``; ``benchmarks/parity.py`` 
 from __future__ import annotations
 
 import pytest
+from helpers import require_peer
 from parity_reference import (
     agreement_table,
     build_release_sam1,
@@ -31,7 +32,7 @@ def image(sample_image_path):
 
 
 def _check(reference, path, image, family: str) -> None:
-    from robosam.predictor import Segmenter
+    from robosam.segmenter import Segmenter
 
     segmenter = Segmenter(str(path), device="cpu")
     segmenter.set_image(image)
@@ -47,7 +48,7 @@ def _check(reference, path, image, family: str) -> None:
 
 
 def test_sam_vit_b_checkpoint_matches_sam_predictor(image, tmp_path):
-    pytest.importorskip("segment_anything")
+    require_peer("segment_anything")
     import torch
     from segment_anything import SamPredictor
 
@@ -60,7 +61,7 @@ def test_sam_vit_b_checkpoint_matches_sam_predictor(image, tmp_path):
 
 
 def test_sam2_1_hiera_tiny_checkpoint_matches_sam2_image_predictor(image, tmp_path):
-    pytest.importorskip("sam2")
+    require_peer("sam2")
     import torch
 
     meta = build_release_sam2("configs/sam2.1/sam2.1_hiera_t.yaml")

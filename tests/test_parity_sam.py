@@ -15,9 +15,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import require_peer
 from parity_reference import CASES, build_sam1, compare, feed_pixels, reference_pixels, save_sam1
 
-pytest.importorskip("segment_anything")
+require_peer("segment_anything")
 
 LOGIT_TOL = 1e-4  # end-to-end low-res logits: float32 noise only, preprocessing is exact
 SCORE_TOL = 1e-3
@@ -54,7 +55,7 @@ def reference(meta_model, image):
 
 @pytest.fixture(scope="module")
 def segmenter(checkpoint, image):
-    from robosam.predictor import Segmenter
+    from robosam.segmenter import Segmenter
 
     seg = Segmenter(str(checkpoint), device="cpu")
     seg.set_image(image)
@@ -127,7 +128,7 @@ def test_predictor_agrees_with_sam_predictor(reference, segmenter, case, multima
 
 
 def test_with_meta_pixels_the_predictors_agree_to_float_noise(reference, checkpoint, image):
-    from robosam.predictor import Segmenter
+    from robosam.segmenter import Segmenter
 
     seg = Segmenter(str(checkpoint), device="cpu")
     pixels = reference_pixels(reference, image)

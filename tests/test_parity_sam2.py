@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import require_peer
 from parity_reference import (
     CASES,
     SAM2_IMAGE_SIZE,
@@ -28,7 +29,7 @@ from parity_reference import (
     save_sam2,
 )
 
-pytest.importorskip("sam2")
+require_peer("sam2")
 
 LOGIT_TOL = 1e-3  # end-to-end low-res logits: float32 noise only, preprocessing is exact
 SCORE_TOL = 1e-3
@@ -64,7 +65,7 @@ def reference(meta_model, image):
 
 @pytest.fixture(scope="module")
 def segmenter(model, image):
-    from robosam.predictor import Segmenter
+    from robosam.segmenter import Segmenter
 
     seg = Segmenter(model, device="cpu")
     seg.set_image(image)
@@ -154,7 +155,7 @@ def test_predictor_agrees_with_sam2_image_predictor(reference, segmenter, case, 
 
 
 def test_with_meta_pixels_the_predictors_agree_to_float_noise(reference, model, image):
-    from robosam.predictor import Segmenter
+    from robosam.segmenter import Segmenter
 
     seg = Segmenter(model, device="cpu")
     pixels = reference_pixels(reference, image)

@@ -8,7 +8,7 @@ import torch
 
 import robosam
 from robosam.models import load_model
-from robosam.predictor import Segmenter
+from robosam.segmenter import Segmenter
 
 FAMILIES = ["sam", "sam_hq", "sam2", "sam3_tracker", "edgetam"]
 

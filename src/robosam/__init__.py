@@ -9,16 +9,19 @@ from typing import Any
 
 from robosam.errors import InputError
 from robosam.io import load_image
-from robosam.results import MaskResult
+from robosam.results import MaskResult, Track
 
 _LAZY = {
-    "Segmenter": ("robosam.predictor", "Segmenter"),
+    "Segmenter": ("robosam.segmenter", "Segmenter"),
+    "ImageEmbedding": ("robosam.segmenter", "ImageEmbedding"),
+    "ModelSpec": ("robosam.models", "ModelSpec"),
     "load_model": ("robosam.models", "load_model"),
+    "data": ("robosam.data", None),
     "geometry": ("robosam.geometry", None),
     "evaluation": ("robosam.evaluation", None),
 }
 
-__all__ = ["InputError", "MaskResult", "load_image", *_LAZY]
+__all__ = ["InputError", "MaskResult", "Track", "load_image", *_LAZY]
 __version__ = "0.1.0"
 
 

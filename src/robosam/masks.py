@@ -38,8 +38,10 @@ def decode_rle(rle: dict[str, Any]) -> np.ndarray:
 
 
 def mask_to_box(masks: np.ndarray) -> np.ndarray:
-    """Tight boxes ``(x1, y1, x2, y2)`` in pixels, inclusive of the last pixel + 1.
+    """Tight boxes ``(x1, y1, x2, y2)``: the first and last foreground column and row, inclusive.
 
+    The convention of supervision's ``mask_to_xyxy`` and Meta's ``batched_mask_to_box``: a one-pixel mask
+    at (x, y) has the box (x, y, x, y). COCO ``xywh`` boxes derive from it as ``box_to_xywh`` does.
     masks: (N, H, W) or (H, W) bool. Returns (N, 4) or (4,) float32; an empty mask gives zeros.
     """
     single = masks.ndim == 2
@@ -51,8 +53,14 @@ def mask_to_box(masks: np.ndarray) -> np.ndarray:
         ys = np.flatnonzero(rows_any[i])
         xs = np.flatnonzero(cols_any[i])
         if ys.size:
-            boxes[i] = (xs[0], ys[0], xs[-1] + 1, ys[-1] + 1)
+            boxes[i] = (xs[0], ys[0], xs[-1], ys[-1])
     return boxes[0] if single else boxes
+
+
+def box_to_xywh(box: np.ndarray) -> list[float]:
+    """One ``(x1, y1, x2, y2)`` box to COCO ``[x, y, w, h]`` with ``w = x2 - x1`` (as Meta's AMG writes)."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return [x1, y1, x2 - x1, y2 - y1]
 
 
 def polygons_to_mask(polygons: list[list[float]], height: int, width: int) -> np.ndarray:

@@ -2,36 +2,57 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from robosam.masks import encode_rle, mask_to_box
+from robosam.errors import InputError
+from robosam.masks import box_to_xywh, decode_rle, encode_rle, mask_to_box
 
 
 @dataclass
 class MaskResult:
-    """Masks for one prompt set on one image.
+    """Masks on one image, in the style of supervision's ``Detections``: parallel per-mask arrays.
 
-    masks: (N, H, W) bool at the original image resolution.
-    scores: (N,) float32 predicted IoU per mask.
+    masks: (N, H, W) bool at the original image resolution, or None for a result decoded without
+        upscaling (``Segmenter.decode(..., upscale=False)``) until ``Segmenter.upscale`` fills it.
+    scores: (N,) float32 predicted IoU (or detector confidence) per mask.
     logits: (N, L, L) float32 low-resolution mask logits in the model's input frame (L = 256 for the
-        released models); pass one (``result.best().logits``) back as ``mask_input`` to refine a prediction.
+        released models); pass one (``result.best().logits``) back as ``mask_input`` to refine it.
     object_ids: (N,) int64 index of the prompted object each mask belongs to (all 0 for one object).
+    labels: (N,) str names (a detector's matched phrase), or None.
+    track_ids: (N,) int64 track identities across frames, or None.
+    data: free per-mask arrays, each of length N (``point_coords``, ``stability_score``, ...).
+    timings: seconds per stage of the call that made it (``encoder_s``, ``decoder_s``, ``postprocess_s``).
+    Boxes are ``(x1, y1, x2, y2)`` with x2, y2 the last foreground column and row (inclusive), as in
+    supervision and Meta's code; COCO ``bbox`` is ``[x1, y1, x2 - x1, y2 - y1]``.
     """
 
-    masks: np.ndarray
+    masks: np.ndarray | None
     scores: np.ndarray
     logits: np.ndarray
     object_ids: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    track_ids: np.ndarray | None = None
+    data: dict[str, np.ndarray] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.object_ids is None:
             self.object_ids = np.zeros(len(self.scores), dtype=np.int64)
+        if self.labels is not None:
+            self.labels = np.asarray(self.labels, dtype=object)
+        if self.track_ids is not None:
+            self.track_ids = np.asarray(self.track_ids, dtype=np.int64)
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
+
+    def replace(self, **changes: Any) -> MaskResult:
+        """A copy with some fields replaced (like ``dataclasses.replace``)."""
+        return dataclasses.replace(self, **changes)
 
     def best(self) -> MaskResult:
         """The highest-scoring mask of each object (one mask for a single-object prompt)."""
@@ -43,191 +64,151 @@ class MaskResult:
 
     def __getitem__(self, index: int | slice | np.ndarray) -> MaskResult:
         index = slice(index, index + 1) if isinstance(index, (int, np.integer)) else index
+
+        def take(values: np.ndarray | None) -> np.ndarray | None:
+            return None if values is None else values[index]
+
         return MaskResult(
-            masks=self.masks[index],
+            masks=take(self.masks),
             scores=self.scores[index],
             logits=self.logits[index],
             object_ids=self.object_ids[index],
+            labels=take(self.labels),
+            track_ids=take(self.track_ids),
+            data={key: value[index] for key, value in self.data.items()},
+            timings=dict(self.timings),
         )
+
+    def _require_masks(self) -> np.ndarray:
+        if self.masks is None:
+            raise InputError(
+                "result", "a result with masks (decode with upscale=True, or Segmenter.upscale)", None
+            )
+        return self.masks
 
     @property
     def boxes(self) -> np.ndarray:
-        """(N, 4) float32 tight boxes ``(x1, y1, x2, y2)`` in pixels."""
-        return mask_to_box(self.masks)
+        """(N, 4) float32 tight boxes ``(x1, y1, x2, y2)`` in pixels, x2 / y2 inclusive."""
+        return mask_to_box(self._require_masks())
 
     @property
     def areas(self) -> np.ndarray:
         """(N,) int64 pixel count per mask."""
-        return self.masks.reshape(len(self), -1).sum(axis=1)
+        return self._require_masks().reshape(len(self), -1).sum(axis=1)
 
     def to_coco(self) -> list[dict[str, Any]]:
         """One dict per mask: ``segmentation`` (COCO RLE), ``bbox`` (x, y, w, h), ``area``, ``score``."""
-        records = []
-        for mask, score, box, area in zip(self.masks, self.scores, self.boxes, self.areas):
-            x1, y1, x2, y2 = (float(v) for v in box)
-            records.append(
-                {
-                    "segmentation": encode_rle(mask),
-                    "bbox": [x1, y1, x2 - x1, y2 - y1],
-                    "area": int(area),
-                    "score": float(score),
-                }
-            )
-        return records
+        return [
+            {
+                "segmentation": encode_rle(mask),
+                "bbox": box_to_xywh(box),
+                "area": int(area),
+                "score": float(score),
+            }
+            for mask, score, box, area in zip(self._require_masks(), self.scores, self.boxes, self.areas)
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict: per mask COCO RLE, bbox, area, score, object id (and label, track id, data),
+        plus the low-resolution logits when ``masks`` is None (so nothing is lost)."""
+        records = self.to_coco() if self.masks is not None else [{"score": float(s)} for s in self.scores]
+        for i, record in enumerate(records):
+            record["object_id"] = int(self.object_ids[i])
+            if self.labels is not None:
+                record["label"] = str(self.labels[i])
+            if self.track_ids is not None:
+                record["track_id"] = int(self.track_ids[i])
+            if self.data:
+                record["data"] = {key: _jsonable(value[i]) for key, value in self.data.items()}
+        out: dict[str, Any] = {"masks": records, "timings": dict(self.timings)}
+        if self.masks is None:
+            out["logits"] = self.logits.tolist()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MaskResult:
+        """The inverse of ``to_dict`` (masks decoded from RLE; logits empty when the dict holds masks)."""
+        if not isinstance(data, dict) or not isinstance(data.get("masks"), list):
+            raise InputError("data", "a dict with a 'masks' list (from MaskResult.to_dict)", data)
+        records = data["masks"]
+        has_masks = all("segmentation" in r for r in records) and "logits" not in data
+        masks = np.stack([decode_rle(r["segmentation"]) for r in records]) if has_masks and records else None
+        if has_masks and not records:
+            masks = np.zeros((0, 0, 0), dtype=bool)
+        logits = np.asarray(data.get("logits", np.zeros((len(records), 0, 0))), dtype=np.float32)
+        keys = {key for r in records for key in r.get("data", {})}
+        return cls(
+            masks=masks,
+            scores=np.asarray([r["score"] for r in records], dtype=np.float32),
+            logits=logits,
+            object_ids=np.asarray([r.get("object_id", 0) for r in records], dtype=np.int64),
+            labels=np.asarray([r["label"] for r in records], dtype=object)
+            if records and all("label" in r for r in records)
+            else None,
+            track_ids=np.asarray([r["track_id"] for r in records], dtype=np.int64)
+            if records and all("track_id" in r for r in records)
+            else None,
+            data={key: np.asarray([r["data"][key] for r in records]) for key in sorted(keys)},
+            timings=dict(data.get("timings", {})),
+        )
 
     def to_supervision(self) -> Any:
-        """A ``supervision.Detections`` (needs the optional ``supervision`` package)."""
-        import supervision as sv
+        """A ``supervision.Detections`` (needs the optional ``supervision`` package): xyxy, mask, confidence,
+        class_id (object ids), tracker_id (track ids) and data (``class_name`` from labels, plus ``data``)."""
+        try:
+            import supervision as sv
+        except ImportError:
+            raise InputError(
+                "supervision", "the supervision package (pip install robosam[supervision])", None
+            ) from None
+        data = {key: np.asarray(value) for key, value in self.data.items()}
+        if self.labels is not None:
+            data["class_name"] = np.asarray(self.labels, dtype=str)
+        return sv.Detections(
+            xyxy=self.boxes.astype(np.float32),
+            mask=self._require_masks(),
+            confidence=self.scores.astype(np.float32),
+            class_id=self.object_ids.astype(int),
+            tracker_id=None if self.track_ids is None else self.track_ids.astype(int),
+            data=data,
+        )
 
-        return sv.Detections(xyxy=self.boxes, mask=self.masks, confidence=self.scores.astype(np.float32))
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 @dataclass
-class ObjectPose:
-    """A 3D object from one view: oriented bounding box, principal axes and centroid, all in metres.
+class Track:
+    """One tracked object on one video frame.
 
-    center: (3,) float64 centre of the oriented box. When fitted against a support plane the box reaches
-        down to the plane, so for an object resting on it this is the object's centre, not that of the
-        visible surface.
-    rotation: (3, 3) float64, columns are the box axes (right-handed). Upright boxes: (long horizontal,
-        short horizontal, plane normal "up"); otherwise PCA axes by decreasing variance.
-    extents: (3,) float64 full side lengths of the box along the rotation's columns.
-    centroid: (3,) float64 mean of the observed points (biased towards the camera for solid objects).
-    n_points: number of points the pose was fitted on. upright: True when axis 2 is the support normal.
-    frame: name of the frame the numbers are in ("camera" is the optical frame: x right, y down, z forward).
+    obj_id: the caller's object id. mask: (H, W) bool at the frame's original resolution.
+    score: predicted IoU of the mask. presence: probability in [0, 1] that the object is in the frame (the
+    model's object score through a sigmoid). visible: ``presence > 0.5`` (the model's own occlusion call).
+    box: (4,) float32 ``(x1, y1, x2, y2)`` tight box of the mask (zeros when empty), same convention as
+    ``MaskResult.boxes``. logits: optional (L, L) low-resolution mask logits.
     """
 
-    center: np.ndarray
-    rotation: np.ndarray
-    extents: np.ndarray
-    centroid: np.ndarray
-    n_points: int
-    upright: bool = False
-    frame: str = "camera"
-
-    @property
-    def quaternion(self) -> np.ndarray:
-        """(4,) float64 orientation of the box axes as a quaternion (x, y, z, w)."""
-        from scipy.spatial.transform import Rotation
-
-        return Rotation.from_matrix(self.rotation).as_quat()
-
-    @property
-    def matrix(self) -> np.ndarray:
-        """(4, 4) float64 box-to-frame transform."""
-        matrix = np.eye(4)
-        matrix[:3, :3] = self.rotation
-        matrix[:3, 3] = self.center
-        return matrix
-
-    def corners(self) -> np.ndarray:
-        """(8, 3) float64 corners of the oriented box."""
-        signs = np.array(
-            [[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=np.float64
-        )
-        return self.center + (signs * (self.extents / 2)) @ self.rotation.T
-
-    def transformed(self, transform: np.ndarray, frame: str = "base") -> ObjectPose:
-        """The pose expressed in another frame; ``transform`` (4, 4) maps this frame's points to that one."""
-        transform = np.asarray(transform, dtype=np.float64)
-        rotation, translation = transform[:3, :3], transform[:3, 3]
-        return ObjectPose(
-            center=rotation @ self.center + translation,
-            rotation=rotation @ self.rotation,
-            extents=self.extents.copy(),
-            centroid=rotation @ self.centroid + translation,
-            n_points=self.n_points,
-            upright=self.upright,
-            frame=frame,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict: center, quaternion (x, y, z, w), rotation, extents, centroid (metres)."""
-        return {
-            "frame": self.frame,
-            "center": [float(v) for v in self.center],
-            "quaternion_xyzw": [float(v) for v in self.quaternion],
-            "rotation": [[float(v) for v in row] for row in self.rotation],
-            "extents": [float(v) for v in self.extents],
-            "centroid": [float(v) for v in self.centroid],
-            "n_points": int(self.n_points),
-            "upright": bool(self.upright),
-        }
-
-
-@dataclass
-class Grasp:
-    """One parallel-jaw grasp.
-
-    position: (3,) float64 metres, the tool centre point: midway between the two fingertips.
-    orientation: (4,) float64 quaternion (x, y, z, w) of the gripper frame: its z axis is the approach
-        direction (from the hand into the object), its y axis the closing line between the fingers,
-        x = y cross z.
-    width: jaw opening in metres before closing. score: higher is better, in [0, 1].
-    approach: "top" (down along the support normal) or "side" (parallel to the support).
-    depth: how far the fingertips reach past the object's surface along the approach, metres.
-    frame: name of the frame the numbers are in.
-    """
-
-    position: np.ndarray
-    orientation: np.ndarray
-    width: float
+    obj_id: int
+    mask: np.ndarray
     score: float
-    approach: str
-    depth: float = 0.0
-    frame: str = "camera"
-
-    @property
-    def rotation(self) -> np.ndarray:
-        """(3, 3) float64 gripper axes as columns (x, y = closing, z = approach)."""
-        from scipy.spatial.transform import Rotation
-
-        return Rotation.from_quat(self.orientation).as_matrix()
-
-    @property
-    def approach_vector(self) -> np.ndarray:
-        """(3,) unit vector the hand moves along to reach the object."""
-        return self.rotation[:, 2]
-
-    @property
-    def closing_vector(self) -> np.ndarray:
-        """(3,) unit vector along which the jaws close."""
-        return self.rotation[:, 1]
-
-    @property
-    def matrix(self) -> np.ndarray:
-        """(4, 4) float64 gripper-to-frame transform."""
-        matrix = np.eye(4)
-        matrix[:3, :3] = self.rotation
-        matrix[:3, 3] = self.position
-        return matrix
-
-    def transformed(self, transform: np.ndarray, frame: str = "base") -> Grasp:
-        """The grasp expressed in another frame; ``transform`` (4, 4) maps this frame's points to that one."""
-        from scipy.spatial.transform import Rotation
-
-        transform = np.asarray(transform, dtype=np.float64)
-        rotation = transform[:3, :3] @ self.rotation
-        return Grasp(
-            position=transform[:3, :3] @ self.position + transform[:3, 3],
-            orientation=Rotation.from_matrix(rotation).as_quat(),
-            width=self.width,
-            score=self.score,
-            approach=self.approach,
-            depth=self.depth,
-            frame=frame,
-        )
+    presence: float
+    visible: bool
+    box: np.ndarray
+    logits: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict: position (m), quaternion (x, y, z, w), approach and closing vectors, width, score."""
+        """JSON-ready: obj_id, COCO RLE segmentation, bbox (x, y, w, h), area, score, presence, visible."""
         return {
-            "frame": self.frame,
-            "position": [float(v) for v in self.position],
-            "quaternion_xyzw": [float(v) for v in self.orientation],
-            "approach": self.approach,
-            "approach_vector": [float(v) for v in self.approach_vector],
-            "closing_vector": [float(v) for v in self.closing_vector],
-            "width": float(self.width),
-            "depth": float(self.depth),
+            "obj_id": int(self.obj_id),
+            "segmentation": encode_rle(self.mask),
+            "bbox": box_to_xywh(self.box),
+            "area": int(self.mask.sum()),
             "score": float(self.score),
+            "presence": float(self.presence),
+            "visible": bool(self.visible),
         }

@@ -1,4 +1,4 @@
-"""Evaluation toolkit: metrics, datasets, prompt protocols, runners and reports.
+"""Evaluation toolkit: metrics, prompt protocols, runners and reports (datasets are in ``robosam.data``).
 
 Example (scoring existing predictions, no model)::
 
@@ -7,14 +7,6 @@ Example (scoring existing predictions, no model)::
     scores.global_metrics()["J&F-Mean"]
 """
 
-from robosam.evaluation.datasets import (
-    CocoDataset,
-    DavisDataset,
-    FolderDataset,
-    ImageSample,
-    VideoSample,
-    load_dataset,
-)
 from robosam.evaluation.davis import DavisScores, ObjectScores, evaluate_folders, score_sequence
 from robosam.evaluation.metrics import (
     boundary_f1,
@@ -41,17 +33,12 @@ from robosam.evaluation.runner import ImageEvalResult, evaluate_images, evaluate
 __all__ = [
     "PROTOCOL_NAMES",
     "ClickProtocol",
-    "CocoDataset",
-    "DavisDataset",
     "DavisScores",
-    "FolderDataset",
     "ImageEvalResult",
     "ImagePredictor",
-    "ImageSample",
     "ObjectScores",
     "SinglePromptProtocol",
     "VideoProtocol",
-    "VideoSample",
     "VideoTracker",
     "boundary_f1",
     "boundary_map",
@@ -61,7 +48,6 @@ __all__ = [
     "evaluate_images",
     "evaluate_videos",
     "iou",
-    "load_dataset",
     "make_protocol",
     "next_click",
     "region_similarity",

@@ -206,7 +206,9 @@ def evaluate_folders(
     names = list(sequences) if sequences else list(gt_seqs)
     for name in names:
         if name not in gt_seqs:
-            raise InputError("sequences", f"names of sequences in --gt ({', '.join(gt_seqs)})", name)
+            raise InputError(
+                "sequences", f"names of sequences in the ground-truth folder ({', '.join(gt_seqs)})", name
+            )
         if name not in pred_seqs:
             raise InputError("pred", f"a folder for sequence {name!r}", str(pred))
     result = DavisScores()

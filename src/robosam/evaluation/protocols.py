@@ -26,8 +26,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import cv2
 import numpy as np
 
+from robosam.data import VideoSample
 from robosam.errors import InputError
-from robosam.evaluation.datasets import VideoSample
 from robosam.evaluation.davis import ObjectScores, score_masks
 from robosam.evaluation.metrics import boundary_f1, dice, iou
 from robosam.masks import mask_to_box

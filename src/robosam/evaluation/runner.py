@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from robosam.data import ImageSample, VideoSample
 from robosam.errors import InputError
-from robosam.evaluation.datasets import ImageSample, VideoSample
 from robosam.evaluation.davis import DavisScores
 from robosam.evaluation.protocols import (
     ClickOutcome,

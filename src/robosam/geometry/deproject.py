@@ -3,62 +3,22 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from robosam.errors import InputError
 from robosam.geometry.intrinsics import CameraIntrinsics
+from robosam.geometry.types import PointCloud
 
-
-@dataclass
-class PointCloud:
-    """Points deprojected from one mask.
-
-    points: (N, 3) float32 metres in the camera optical frame (or whatever frame a transform moved them to).
-    colors: (N, 3) uint8 RGB per point, or None.
-    valid: (H, W) bool, the pixels the points came from (row-major order of the points), or None when the
-        cloud was not made from an image.
-    """
-
-    points: np.ndarray
-    colors: np.ndarray | None = None
-    valid: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return int(self.points.shape[0])
-
-    @property
-    def pixels(self) -> np.ndarray:
-        """(N, 2) int64 pixel coordinates ``(u, v)`` of each point (needs ``valid``)."""
-        if self.valid is None:
-            raise InputError("cloud", "a point cloud made from an image (with valid pixels)", "no valid mask")
-        v, u = np.nonzero(self.valid)
-        return np.stack([u, v], axis=1)
-
-    def select(self, keep: np.ndarray) -> PointCloud:
-        """The sub-cloud of the points where ``keep`` (N,) bool is True (``valid`` updated to match)."""
-        keep = np.asarray(keep, dtype=bool)
-        valid = None
-        if self.valid is not None:
-            valid = np.zeros_like(self.valid)
-            valid.ravel()[np.flatnonzero(self.valid)[keep]] = True
-        colors = None if self.colors is None else self.colors[keep]
-        return PointCloud(points=self.points[keep], colors=colors, valid=valid)
-
-    def transformed(self, transform: np.ndarray) -> PointCloud:
-        """The cloud moved by a 4x4 rigid transform (e.g. camera-to-base); points stay float32."""
-        matrix = as_transform(transform, "transform")
-        points = self.points.astype(np.float64) @ matrix[:3, :3].T + matrix[:3, 3]
-        return PointCloud(points=points.astype(np.float32), colors=self.colors, valid=self.valid)
+DEFAULT_INTEGER_SCALE = 0.001  # REP 118: integer depth images hold millimetres
 
 
 def mask_to_points(
     mask: np.ndarray | None,
     depth: np.ndarray,
     intrinsics: CameraIntrinsics,
-    depth_scale: float = 1.0,
+    depth_scale: float | None = None,
     z_range: tuple[float, float] = (0.0, math.inf),
     rgb: Any = None,
 ) -> PointCloud:
@@ -68,14 +28,15 @@ def mask_to_points(
     depth: (H, W) z-depth in the camera's units (uint16 millimetres, float metres, ...); 0, negative, NaN and
         inf are "no depth".
     intrinsics: the depth image's CameraIntrinsics; its (height, width) must equal depth's shape.
-    depth_scale: metres per depth unit (0.001 for millimetre depth, 1.0 for metres).
+    depth_scale: metres per depth unit; None follows ROS REP 118 by dtype: integer depth is millimetres
+        (0.001), float depth is metres (1.0).
     z_range: (near, far) metres; points with z outside the open interval are dropped.
     rgb: optional (H, W, 3) image (array, PIL or path) registered to the depth image; gives colours.
     Returns a PointCloud of (N, 3) float32 points in metres. Raises InputError for mismatched shapes, bad
     parameters, and a mask that holds no pixel with valid depth (never returns NaNs or an empty cloud).
     """
     depth = _check_depth(depth, intrinsics)
-    _check_scale(depth_scale)
+    depth_scale = resolve_depth_scale(depth, depth_scale)
     near, far = _check_z_range(z_range)
     valid = valid_depth(depth, depth_scale, (near, far))
     if mask is not None:
@@ -128,23 +89,6 @@ def valid_depth(depth: np.ndarray, depth_scale: float, z_range: tuple[float, flo
     return valid
 
 
-def as_transform(transform: Any, argument: str) -> np.ndarray:
-    """A 4x4 rigid transform as float64, or InputError (not 4x4, non-finite, or not a rotation)."""
-    matrix = np.asarray(transform, dtype=np.float64) if transform is not None else None
-    if matrix is None or matrix.shape != (4, 4) or not np.isfinite(matrix).all():
-        raise InputError(argument, "a finite 4x4 rigid transform matrix", transform)
-    rotation = matrix[:3, :3]
-    if (
-        not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-4)
-        or np.linalg.det(rotation) < 0
-        or not np.allclose(matrix[3], (0, 0, 0, 1))
-    ):
-        raise InputError(
-            argument, "a rigid transform (orthonormal rotation, det +1, last row 0 0 0 1)", matrix
-        )
-    return matrix
-
-
 def _check_depth(depth: Any, intrinsics: CameraIntrinsics) -> np.ndarray:
     if not isinstance(intrinsics, CameraIntrinsics):
         raise InputError("intrinsics", "a CameraIntrinsics", type(intrinsics).__name__)
@@ -177,10 +121,15 @@ def _check_mask(mask: Any, shape: tuple[int, int]) -> np.ndarray:
     return mask if mask.dtype == np.bool_ else mask != 0
 
 
-def _check_scale(depth_scale: Any) -> float:
-    if not isinstance(depth_scale, (int, float, np.integer, np.floating)) or not (
-        math.isfinite(depth_scale) and depth_scale > 0
-    ):
+def resolve_depth_scale(depth: np.ndarray, depth_scale: Any = None) -> float:
+    """Metres per depth unit: ``depth_scale`` when given (checked), else by ROS REP 118 from the dtype:
+    0.001 for integer depth (millimetres), 1.0 for float depth (metres)."""
+    if depth_scale is None:
+        return DEFAULT_INTEGER_SCALE if np.issubdtype(np.asarray(depth).dtype, np.integer) else 1.0
+    number = isinstance(depth_scale, (int, float, np.integer, np.floating)) and not isinstance(
+        depth_scale, bool
+    )
+    if not (number and math.isfinite(depth_scale) and depth_scale > 0):
         raise InputError("depth_scale", "a positive, finite number of metres per depth unit", depth_scale)
     return float(depth_scale)
 

@@ -9,9 +9,8 @@ import numpy as np
 from PIL import Image
 
 from robosam.errors import InputError
+from robosam.geometry.deproject import resolve_depth_scale
 from robosam.masks import write_png_atomic
-
-DEFAULT_INTEGER_SCALE = 0.001  # 16-bit depth PNGs hold millimetres
 
 
 def load_depth(path: str | os.PathLike, depth_scale: float | None = None) -> tuple[np.ndarray, float]:
@@ -52,9 +51,7 @@ def load_depth(path: str | os.PathLike, depth_scale: float | None = None) -> tup
         np.issubdtype(depth.dtype, np.integer) or np.issubdtype(depth.dtype, np.floating)
     ):
         raise InputError("depth", "a 2D integer or float depth image", depth)
-    if depth_scale is None:
-        depth_scale = DEFAULT_INTEGER_SCALE if np.issubdtype(depth.dtype, np.integer) else 1.0
-    return depth, float(depth_scale)
+    return depth, resolve_depth_scale(depth, depth_scale)
 
 
 def write_depth_png(depth_mm: np.ndarray, path: str | os.PathLike) -> Path:

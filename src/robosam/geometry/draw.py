@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from robosam.geometry.intrinsics import CameraIntrinsics
-from robosam.results import Grasp, ObjectPose
+from robosam.geometry.types import Grasp, ObjectPose
 
 # Corner index pairs of the 12 box edges (corners ordered as ObjectPose.corners: x slowest, z fastest).
 _EDGES = [(0, 1), (2, 3), (4, 5), (6, 7), (0, 2), (1, 3), (4, 6), (5, 7), (0, 4), (1, 5), (2, 6), (3, 7)]

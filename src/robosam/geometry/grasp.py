@@ -13,12 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from robosam.errors import InputError
-from robosam.geometry.deproject import as_transform
-from robosam.geometry.plane import Plane
-from robosam.results import Grasp, ObjectPose
+from robosam.geometry.types import Grasp, ObjectPose, Plane, as_transform
 
 _APPROACH_PREFERENCE = {"top": 1.0, "side": 0.8}
 _WEIGHTS = {"fit": 0.35, "depth": 0.25, "centred": 0.25, "approach": 0.15}
@@ -194,7 +191,7 @@ def _make(
     )
     return Grasp(
         position=np.asarray(position, dtype=np.float64),
-        orientation=Rotation.from_matrix(rotation).as_quat(),
+        rotation=rotation,
         width=float(width),
         score=float(np.clip(score, 0.0, 1.0)),
         approach=kind,

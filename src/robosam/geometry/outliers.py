@@ -8,7 +8,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from robosam.errors import InputError
-from robosam.geometry.deproject import PointCloud
+from robosam.geometry.types import PointCloud
 
 CloudT = TypeVar("CloudT", PointCloud, np.ndarray)
 

@@ -10,13 +10,13 @@ import cv2
 import numpy as np
 
 from robosam.errors import InputError
-from robosam.geometry.deproject import PointCloud, _check_mask, mask_to_points
+from robosam.geometry.deproject import _check_mask, mask_to_points, resolve_depth_scale
 from robosam.geometry.grasp import Gripper, grasp_candidates
 from robosam.geometry.intrinsics import CameraIntrinsics
 from robosam.geometry.outliers import remove_outliers
-from robosam.geometry.plane import Plane, fit_plane
+from robosam.geometry.plane import fit_plane
 from robosam.geometry.pose import object_pose
-from robosam.results import Grasp, ObjectPose
+from robosam.geometry.types import Grasp, ObjectPose, Plane, PointCloud
 
 
 @dataclass
@@ -43,7 +43,7 @@ def grasp_from_mask(
     mask: np.ndarray,
     depth: np.ndarray,
     intrinsics: CameraIntrinsics,
-    depth_scale: float = 1.0,
+    depth_scale: float | None = None,
     *,
     rgb: Any = None,
     gripper_width: float = 0.08,
@@ -60,6 +60,7 @@ def grasp_from_mask(
     plane around the object by RANSAC (kept only if the object stands on its camera side), False for none,
     or a known Plane in the camera frame. gripper_width, gripper, camera_to_base: as for ``grasp_candidates``.
     """
+    depth_scale = resolve_depth_scale(depth, depth_scale)
     cloud = mask_to_points(mask, depth, intrinsics, depth_scale, z_range, rgb=rgb)
     if clean and len(cloud) >= 20:
         cloud = remove_outliers(cloud)

@@ -2,55 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from robosam.errors import InputError
-from robosam.geometry.deproject import PointCloud, as_transform
 from robosam.geometry.outliers import as_points
-
-
-@dataclass
-class Plane:
-    """The plane ``normal . p + offset = 0``.
-
-    normal: (3,) float64 unit vector, oriented towards the side the camera is on (for a table or floor:
-        "up", away from the surface). offset: float metres (the camera's signed distance to the plane).
-    inliers: (N,) bool over the fitted points, or None. rmse: inlier RMS distance in metres.
-    """
-
-    normal: np.ndarray
-    offset: float
-    inliers: np.ndarray | None = field(default=None, repr=False)
-    rmse: float = 0.0
-
-    def distance(self, points: PointCloud | np.ndarray) -> np.ndarray:
-        """(N,) float64 signed distances in metres; positive on the side the normal points to."""
-        xyz = points.points if isinstance(points, PointCloud) else np.asarray(points)
-        return xyz.reshape(-1, 3).astype(np.float64) @ self.normal + self.offset
-
-    def project(self, points: np.ndarray) -> np.ndarray:
-        """(N, 3) points moved along the normal onto the plane."""
-        xyz = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-        return xyz - self.distance(xyz)[:, None] * self.normal
-
-    def transformed(self, transform: Any) -> Plane:
-        """The same plane expressed in another frame; ``transform`` (4x4) maps this frame to that one."""
-        matrix = as_transform(transform, "transform")
-        normal = matrix[:3, :3] @ self.normal
-        point = matrix[:3, :3] @ (-self.offset * self.normal) + matrix[:3, 3]
-        return Plane(normal=normal, offset=float(-normal @ point), inliers=self.inliers, rmse=self.rmse)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready ``{"normal": [3], "offset": m, "rmse": m, "inliers": count}``."""
-        return {
-            "normal": [float(v) for v in self.normal],
-            "offset": float(self.offset),
-            "rmse": float(self.rmse),
-            "inliers": None if self.inliers is None else int(self.inliers.sum()),
-        }
+from robosam.geometry.types import Plane, PointCloud
 
 
 def fit_plane(

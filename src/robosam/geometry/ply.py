@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from robosam.errors import InputError
-from robosam.geometry.deproject import PointCloud
 from robosam.geometry.outliers import as_points
+from robosam.geometry.types import PointCloud
 from robosam.io import atomic_write
 
 

@@ -6,10 +6,8 @@ import numpy as np
 from scipy.spatial import ConvexHull, QhullError
 
 from robosam.errors import InputError
-from robosam.geometry.deproject import PointCloud
 from robosam.geometry.outliers import as_points
-from robosam.geometry.plane import Plane
-from robosam.results import ObjectPose
+from robosam.geometry.types import ObjectPose, Plane, PointCloud
 
 
 def object_pose(

@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 
 from robosam.errors import InputError
-from robosam.geometry.deproject import _check_depth, _check_scale, _check_z_range, mask_to_points
+from robosam.geometry.deproject import _check_depth, _check_z_range, mask_to_points, resolve_depth_scale
 from robosam.geometry.intrinsics import CameraIntrinsics
-from robosam.geometry.plane import Plane, fit_plane
+from robosam.geometry.plane import fit_plane
 from robosam.geometry.pose import object_pose
-from robosam.results import ObjectPose
+from robosam.geometry.types import ObjectPose, Plane
 
 
 @dataclass
@@ -71,7 +71,7 @@ def scene_summary(
     masks: np.ndarray,
     depth: np.ndarray,
     intrinsics: CameraIntrinsics,
-    depth_scale: float = 1.0,
+    depth_scale: float | None = None,
     *,
     z_range: tuple[float, float] = (0.0, math.inf),
     floor: Plane | None = None,
@@ -91,7 +91,7 @@ def scene_summary(
     Returns a SceneSummary with the segments sorted by distance; masks without valid depth are skipped.
     """
     depth = _check_depth(depth, intrinsics)
-    _check_scale(depth_scale)
+    depth_scale = resolve_depth_scale(depth, depth_scale)
     z_range = _check_z_range(z_range)
     masks = np.asarray(masks)
     if masks.ndim == 2:

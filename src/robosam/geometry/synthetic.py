@@ -15,8 +15,7 @@ import numpy as np
 
 from robosam.errors import InputError
 from robosam.geometry.intrinsics import CameraIntrinsics
-from robosam.geometry.plane import Plane
-from robosam.results import ObjectPose
+from robosam.geometry.types import ObjectPose, Plane
 
 
 @dataclass

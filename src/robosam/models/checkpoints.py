@@ -24,7 +24,7 @@ from transformers import PretrainedConfig, PreTrainedModel
 from robosam.errors import InputError
 from robosam.models import convert_sam, convert_sam2
 from robosam.models.convert_common import key_list
-from robosam.models.loading import default_image_processor, encoder_input_size, family_of
+from robosam.models.families import FamilyAdapter, default_image_processor, family_of
 
 WRAPPER_KEYS = ("model", "state_dict")  # SAM 2 files are {"model": state_dict}; training dumps use either
 
@@ -202,7 +202,9 @@ def save_converted(model: PreTrainedModel, out_dir: str | os.PathLike[str]) -> P
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         model.save_pretrained(staging, safe_serialization=True)
-        default_image_processor(family_of(model), encoder_input_size(model)).save_pretrained(staging)
+        default_image_processor(family_of(model), FamilyAdapter.model_input_size(model)).save_pretrained(
+            staging
+        )
         if out.exists():
             out.rmdir()
         staging.rename(out)

@@ -1,4 +1,7 @@
-"""``load_model``: a preset name, hub id, local folder or official checkpoint file to a ready model."""
+"""``load_model``: a preset name, hub id, local folder or official checkpoint file to a ready model.
+
+``ModelSpec`` says the same in a picklable form, so a worker process can load its own copy.
+"""
 
 from __future__ import annotations
 
@@ -12,83 +15,13 @@ import torch
 from transformers import PreTrainedModel
 
 from robosam.errors import InputError
-from robosam.models.families import ADAPTERS, FamilyAdapter
-from robosam.models.registry import PRESETS, Preset, find_preset_by_hub_id
+from robosam.models.checkpoints import load_official_checkpoint
+from robosam.models.families import MODEL_TYPE_TO_FAMILY, FamilyAdapter, family_of, get_adapter
+from robosam.models.registry import PRESETS, Preset, find_preset_by_hub_id, presets_of_kind
 
-# config.json "model_type" -> robosam family
-MODEL_TYPE_TO_FAMILY = {
-    "sam": "sam",
-    "sam_hq": "sam_hq",
-    "sam2": "sam2",
-    "sam2_video": "sam2",
-    "sam3": "sam3_tracker",
-    "sam3_tracker": "sam3_tracker",
-    "sam3_video": "sam3_tracker",
-    "sam3_tracker_video": "sam3_tracker",
-    "edgetam": "edgetam",
-    "edgetam_video": "edgetam",
-}
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
-
-
-def _model_class(family: str) -> type[PreTrainedModel]:
-    import transformers
-
-    name = {
-        "sam": "SamModel",
-        "sam_hq": "SamHQModel",
-        "sam2": "Sam2Model",
-        "sam3_tracker": "Sam3TrackerModel",
-        "edgetam": "EdgeTamModel",
-    }[family]
-    return getattr(transformers, name)
-
-
-def default_image_processor(family: str, input_size: int, lowres_size: int | None = None) -> Any:
-    """The family's standard preprocessing at ``input_size``, matching Meta's to the pixel.
-
-    SAM 1 family: longest side resized with PIL (as Meta's ``ResizeLongestSide``), padded to a square;
-    SAM 2 family: resized to the square. ImageNet normalisation (SAM 3: 0.5 / 0.5).
-    """
-    from transformers import Sam2ImageProcessor, SamImageProcessorPil
-
-    lowres_size = lowres_size or input_size // 4
-    if family in ("sam", "sam_hq"):
-        return SamImageProcessorPil(
-            size={"longest_edge": input_size},
-            pad_size={"height": input_size, "width": input_size},
-            mask_size={"longest_edge": lowres_size},
-            mask_pad_size={"height": lowres_size, "width": lowres_size},
-        )
-    kwargs: dict[str, Any] = {}
-    if family == "sam3_tracker":
-        kwargs = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
-    return Sam2ImageProcessor(
-        size={"height": input_size, "width": input_size},
-        mask_size={"height": lowres_size, "width": lowres_size},
-        **kwargs,
-    )
-
-
-def family_of(model: PreTrainedModel) -> str:
-    """robosam family of a transformers model, from its config's ``model_type``."""
-    model_type = getattr(model.config, "model_type", None)
-    if model_type not in MODEL_TYPE_TO_FAMILY:
-        raise InputError(
-            "model", f"a SAM-family model ({', '.join(sorted(MODEL_TYPE_TO_FAMILY))})", model_type
-        )
-    return MODEL_TYPE_TO_FAMILY[model_type]
-
-
-def encoder_input_size(model: PreTrainedModel) -> int:
-    """Side of the square image the encoder of ``model`` expects (every SAM family's prompt encoder knows it)."""
-    prompt_config = getattr(model.config, "prompt_encoder_config", None)
-    size = getattr(prompt_config, "image_size", None)
-    if size is None:
-        raise InputError(
-            "model", "a SAM-family config with prompt_encoder_config.image_size", type(model.config).__name__
-        )
-    return int(size[0] if isinstance(size, (list, tuple)) else size)
+MODEL_KINDS = ("segmenter", "tracker")  # what load_model builds; detectors load in robosam.grounding
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -107,90 +40,129 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         raise InputError("device", "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'", device) from error
 
 
+def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
+    """None -> float32; a torch dtype or one of ``float32``, ``bfloat16``, ``float16``."""
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise InputError("dtype", f"one of {', '.join(DTYPES)}", dtype)
+    return DTYPES[dtype]
+
+
 @dataclass
 class LoadedModel:
-    """A model ready for the tasks: the transformers module, its family adapter and where it came from."""
+    """A model ready for the tasks: the transformers module, its family adapter and where it came from.
+
+    kind: ``segmenter`` (image model) or ``tracker`` (video model of the same family).
+    """
 
     model: PreTrainedModel
     adapter: FamilyAdapter
     source: str
+    kind: str = "segmenter"
 
     @property
     def family(self) -> str:
-        return self.adapter.family
+        return self.adapter.name
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to load, where and in which dtype, as plain values: it pickles, so workers load their own copy.
+
+    source: preset name, hub id, local folder or official checkpoint path. device: ``auto``, ``cpu``,
+    ``cuda``, ``cuda:N`` or ``mps``. dtype: ``float32`` (default), ``bfloat16`` or ``float16``.
+    kind: ``segmenter`` or ``tracker``.
+    """
+
+    source: str
+    device: str = "auto"
+    dtype: str | None = None
+    kind: str = "segmenter"
+
+    def load(self) -> LoadedModel:
+        return load_model(self.source, device=self.device, dtype=self.dtype, kind=self.kind)
 
 
 def load_model(
-    name_or_path: str | os.PathLike | PreTrainedModel,
+    name_or_path: str | os.PathLike | PreTrainedModel | ModelSpec,
     device: str | torch.device = "auto",
-    dtype: torch.dtype | None = None,
+    dtype: str | torch.dtype | None = None,
+    kind: str = "segmenter",
 ) -> LoadedModel:
-    """Load a SAM-family model.
+    """Load a SAM-family model as an image segmenter or a video tracker.
 
     name_or_path: a preset name (``robosam models`` lists them), a hub id (``facebook/sam-vit-base``), a
         local folder written by ``save_pretrained``, an official Meta checkpoint (``sam_vit_b_01ec64.pth``,
-        ``sam2.1_hiera_tiny.pt``), or an already built transformers model.
+        ``sam2.1_hiera_tiny.pt``), an already built transformers model, or a ``ModelSpec``.
     device: ``auto`` (cuda, then mps, then cpu) or a torch device string.
-    dtype: defaults to float32 (bfloat16 is an option on GPU).
+    dtype: float32 by default; ``bfloat16`` / ``float16`` are options on GPU.
+    kind: ``segmenter`` (the family's image model) or ``tracker`` (its video model: SAM 2 / 2.1, SAM 3
+        tracker, EdgeTAM). A transformers model passed in is used as it is.
     Hub downloads are cached by huggingface_hub and honour ``HF_HUB_OFFLINE=1``.
     """
+    if isinstance(name_or_path, ModelSpec):
+        return name_or_path.load()
+    if kind not in MODEL_KINDS:
+        raise InputError("kind", f"one of {', '.join(MODEL_KINDS)}", kind)
     torch_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype)
     image_processor = None
     if isinstance(name_or_path, PreTrainedModel):
         model, source = name_or_path, type(name_or_path).__name__
         family = family_of(model)
     else:
         source = os.fspath(name_or_path)
-        model, family, image_processor = _load_from_source(source)
-    model = model.to(device=torch_device, dtype=dtype or torch.float32).eval()
-    if image_processor is None:
-        image_processor = default_image_processor(family, encoder_input_size(model))
-    adapter = ADAPTERS[family](model, image_processor, family)
-    return LoadedModel(model=model, adapter=adapter, source=source)
+        model, family, image_processor = _load_from_source(source, video=kind == "tracker")
+    model = model.to(device=torch_device, dtype=torch_dtype).eval()
+    adapter = get_adapter(family)(model, image_processor)
+    return LoadedModel(model=model, adapter=adapter, source=source, kind=kind)
 
 
-def _load_from_source(source: str) -> tuple[PreTrainedModel, str, Any]:
+def _load_from_source(source: str, video: bool) -> tuple[PreTrainedModel, str, Any]:
     path = Path(source).expanduser()
+    kind = "tracker" if video else "segmenter"
     if path.is_dir():
         family = _family_from_folder(path)
-        return _from_pretrained(family, str(path), local=True)
+        return _from_pretrained(family, str(path), local=True, video=video)
     if path.is_file():
         if path.suffix not in CHECKPOINT_SUFFIXES:
             raise InputError(
                 "model", f"a model folder or a checkpoint file ({', '.join(CHECKPOINT_SUFFIXES)})", source
             )
-        from robosam.models.checkpoints import load_official_checkpoint
-
-        model = load_official_checkpoint(path)
+        model = load_official_checkpoint(path, video=video)
         return model, family_of(model), None
+    presets = presets_of_kind(kind)
+    if source in presets:
+        return _from_preset(presets[source], video)
     if source in PRESETS:
-        return _from_preset(PRESETS[source])
+        raise InputError("model", f"a {kind} preset ({', '.join(presets)})", source)
     looks_like_path = source.startswith((".", "/", "~")) or path.suffix in CHECKPOINT_SUFFIXES
     if looks_like_path or source.count("/") != 1:
         raise InputError(
             "model",
-            f"a preset name ({', '.join(PRESETS)}), a hub id 'owner/name', or an existing path",
+            f"a preset name ({', '.join(presets)}), a hub id 'owner/name', or an existing path",
             source,
         )
-    preset = find_preset_by_hub_id(source)
+    preset = find_preset_by_hub_id(source, kind)
     if preset is not None:
-        return _from_preset(preset)
-    return _from_pretrained(_family_from_hub(source), source, local=False)
+        return _from_preset(preset, video)
+    return _from_pretrained(_family_from_hub(source), source, local=False, video=video)
 
 
-def _from_preset(preset: Preset) -> tuple[PreTrainedModel, str, Any]:
+def _from_preset(preset: Preset, video: bool) -> tuple[PreTrainedModel, str, Any]:
     """Transformers weights from the preset's hub repository, or else its official Meta checkpoint."""
     if not preset.checkpoint or _hub_has_file(preset.hub_id, "config.json"):
-        return _from_pretrained(preset.family, preset.hub_id, local=False)
+        return _from_pretrained(preset.family, preset.hub_id, local=False, video=video)
     from huggingface_hub import hf_hub_download
-
-    from robosam.models.checkpoints import load_official_checkpoint
 
     try:
         checkpoint = hf_hub_download(preset.hub_id, preset.checkpoint)
     except Exception as error:  # noqa: BLE001 - any hub failure means the same to the user
         raise _hub_error(preset.hub_id, error) from error
-    model = load_official_checkpoint(checkpoint)
+    model = load_official_checkpoint(checkpoint, video=video)
     return model, family_of(model), None
 
 
@@ -228,11 +200,13 @@ def _family_from_hub(hub_id: str) -> str:
     return _family_from_folder(Path(config_file).parent)
 
 
-def _from_pretrained(family: str, source: str, *, local: bool) -> tuple[PreTrainedModel, str, Any]:
+def _from_pretrained(
+    family: str, source: str, *, local: bool, video: bool = False
+) -> tuple[PreTrainedModel, str, Any]:
     from transformers import AutoImageProcessor, SamImageProcessorPil
 
     try:
-        model = _model_class(family).from_pretrained(source, local_files_only=local)
+        model = get_adapter(family).model_class(video=video).from_pretrained(source, local_files_only=local)
     except OSError as error:
         raise _hub_error(source, error) from error
     # the PIL variant of SAM 1's processor resizes exactly as Meta's code does

@@ -1,26 +1,106 @@
-"""The work behind ``robosam eval``: validate the options, run the scorer or a protocol, write the report.
-
-Kept out of ``cli.py`` so the command line stays a thin parser; both functions return the metrics dict
-and the written paths, and report progress through a ``rich.progress.Progress`` the caller owns.
-"""
+"""`robosam eval`: score predictions (DAVIS J&F) or run a model under a prompt protocol."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.progress import Progress
 
+from robosam.cli.options import DeviceOption, console, progress_bar
+from robosam.data import DavisDataset, load_dataset
 from robosam.errors import InputError
-from robosam.evaluation.datasets import DavisDataset, load_dataset
 from robosam.evaluation.davis import evaluate_folders, sequence_folders
 from robosam.evaluation.protocols import VideoProtocol, make_protocol
 from robosam.evaluation.report import prepare_out_dir, write_report
 from robosam.evaluation.runner import evaluate_images, evaluate_videos
 
 
-def parse_sequences(text: str | None) -> list[str] | None:
+def eval_command(
+    pred: Annotated[
+        Path | None,
+        typer.Option("--pred", help="Predicted DAVIS-layout folder (one folder of PNGs per sequence)."),
+    ] = None,
+    gt: Annotated[
+        Path | None,
+        typer.Option("--gt", help="Ground-truth DAVIS-layout folder (palette PNGs of object ids)."),
+    ] = None,
+    sequences: Annotated[
+        str | None, typer.Option("--sequences", help="Comma-separated sequences (default all).")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="COCO .json, DAVIS root, or folder with images/ and masks/.")
+    ] = None,
+    protocol: Annotated[
+        str,
+        typer.Option(
+            "--protocol", help="center, random-point, point-noise, box, clicks, video-mask or video-click."
+        ),
+    ] = "center",
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Preset, hub id, model folder or .pt/.pth (with --data)."),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("eval-results"),
+    device: DeviceOption = "auto",
+    max_clicks: Annotated[int, typer.Option("--max-clicks", help="Click cap for the clicks protocol.")] = 20,
+    noise: Annotated[float, typer.Option("--noise", help="Point noise std in pixels (point-noise).")] = 5.0,
+    jitter: Annotated[float, typer.Option("--jitter", help="Box jitter in pixels (box).")] = 0.0,
+    select: Annotated[
+        str, typer.Option("--select", help="score (model's pick) or oracle (best true IoU).")
+    ] = "score",
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Evaluate only the first N images/sequences.")
+    ] = None,
+    stride: Annotated[int, typer.Option("--stride", help="Every Nth annotated DAVIS frame as an image.")] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random protocols.")] = 0,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write PNG plots.")] = True,
+) -> None:
+    """Evaluate: score existing predictions (DAVIS J&F, no model) or run a model under a prompt protocol.
+
+    Writes OUT/metrics.json (every figure), OUT/report.md and PNG plots (mIoU vs clicks, per-sequence bars,
+    latency per stage).
+
+    Example: robosam eval --pred results/osvos --gt DAVIS/Annotations/480p --sequences blackswan,dog --out ev/
+
+    Example: robosam eval --data ../shared/data/still_images_davis2016 --protocol clicks --model sam-vit-base --out ev/
+    """
+    names = _parse_sequences(sequences)
+    progress = progress_bar()
+    if pred is not None or gt is not None:
+        if pred is None or gt is None or data is not None:
+            raise InputError("--pred/--gt", "both --pred and --gt (and no --data)", f"pred={pred}, gt={gt}")
+        with progress:
+            metrics, written = _score_predictions(pred, gt, names, out, progress, plots=plots)
+        g = metrics["global"]
+        console.print(
+            f"J&F-Mean {g['J&F-Mean']:.4f}  J-Mean {g['J-Mean']:.4f}  F-Mean {g['F-Mean']:.4f}  "
+            f"over {len(metrics['per_object'])} object(s); wrote {written['metrics']}"
+        )
+        return
+    if data is None or model is None:
+        raise InputError("--data/--model", "--pred DIR --gt DIR, or --data PATH --model MODEL", None)
+    with progress:
+        metrics, written = _run_protocol(
+            data, protocol, model, out, progress, device=device, sequences=names, max_clicks=max_clicks,
+            noise_px=noise, jitter_px=jitter, select=select, limit=limit, stride=stride, seed=seed, plots=plots,
+        )  # fmt: skip
+    if "global" in metrics:
+        g = metrics["global"]
+        console.print(f"{protocol}: J&F-Mean {g['J&F-Mean']:.4f} over {len(metrics['per_object'])} object(s)")
+    else:
+        s = metrics["summary"]
+        line = f"{protocol}: {s['objects']} object(s) in {s['images']} image(s)"
+        for key in ("mIoU", "NoC@85", "NoC@90"):
+            if key in s:
+                line += f"  {key} {s[key]:.3f}"
+        console.print(line)
+    console.print(f"wrote {', '.join(p.name for p in written.values())} to {out}")
+
+
+def _parse_sequences(text: str | None) -> list[str] | None:
     """``"a,b"`` to ``["a", "b"]``; None or blank to None (all sequences)."""
     if text is None or not text.strip():
         return None
@@ -30,7 +110,7 @@ def parse_sequences(text: str | None) -> list[str] | None:
     return names
 
 
-def score_predictions(
+def _score_predictions(
     pred: Path, gt: Path, sequences: Sequence[str] | None, out: Path, progress: Progress, plots: bool = True
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """Score DAVIS-layout predicted folders against ground truth; writes metrics.json, report.md, a plot."""
@@ -47,7 +127,7 @@ def score_predictions(
     return metrics, write_report(metrics, out, plots=plots)
 
 
-def run_protocol(
+def _run_protocol(
     data: Path,
     protocol_name: str,
     model: str,
@@ -91,7 +171,7 @@ def run_protocol(
             **scores.to_dict(),
         }
         return metrics, write_report(metrics, out, plots=plots)
-    from robosam.predictor import Segmenter
+    from robosam.segmenter import Segmenter
 
     count = len(dataset) if limit is None else min(limit, len(dataset))
     load_task = progress.add_task(f"loading {model}", total=None)

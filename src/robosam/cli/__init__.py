@@ -1,0 +1,33 @@
+"""The ``robosam`` command line: one module per command, each parsing and validating its arguments and
+calling the library. A user's mistake is one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from robosam.cli import convert, eval, grasp, models, segment
+from robosam.errors import InputError
+
+app = typer.Typer(
+    name="robosam",
+    help="Segment Anything for robots. Run `robosam COMMAND --help` for an example of each command.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("models")(models.models)
+app.command("segment")(segment.segment)
+app.command("grasp")(grasp.grasp)
+app.command("eval")(eval.eval_command)
+app.command("convert")(convert.convert)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: runs the app, turning ``InputError`` into one line and exit code 2."""
+    try:
+        app(args=argv, prog_name="robosam")
+    except InputError as error:
+        print(f"robosam: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,3 @@
+from robosam.cli import main
+
+main()
