@@ -78,6 +78,16 @@ def test_models_lists_every_preset():
     ).stdout
     for name in PRESETS:
         assert name in out
+    trackers = subprocess.run(
+        [sys.executable, "-m", "robosam.cli", "models", "--kind", "tracker"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    listed = {line.split()[0] for line in trackers.splitlines()[1:-1]}
+    assert listed == {"sam2-hiera-tiny", "sam2-hiera-small", "sam2-hiera-base-plus", "sam2-hiera-large",
+                      "sam2.1-hiera-tiny", "sam2.1-hiera-small", "sam2.1-hiera-base-plus", "sam2.1-hiera-large",
+                      "sam3-tracker", "edgetam"}  # fmt: skip
 
 
 def test_help_has_an_example():

@@ -49,9 +49,9 @@ def test_matches_official_davis2017_evaluator_on_osvos(shared_data: Path) -> Non
     assert list(per_object) == [f"{s}_1" for s in SEQUENCES]
     for name, expected in reference["per_object"].items():
         for key in STATS:
-            assert per_object[name][key] == pytest.approx(expected[key], abs=1e-3), (name, key)
+            assert per_object[name][key] == pytest.approx(expected[key], abs=1e-6), (name, key)
     for key, value in reference["global"].items():
-        assert scores.global_metrics()[key] == pytest.approx(value, abs=1e-3), key
+        assert scores.global_metrics()[key] == pytest.approx(value, abs=1e-6), key
 
 
 def test_synthetic_two_object_sequence(tmp_path: Path) -> None:

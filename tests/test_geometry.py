@@ -210,6 +210,26 @@ def test_integer_depth_with_scale_equals_metric_depth_and_colours_follow_pixels(
     )
 
 
+def test_depth_units_follow_rep_118_without_a_scale(box_scene):
+    """Integer depth is millimetres and float depth metres when no depth_scale is given, everywhere depth
+    enters: a uint16 image never comes out 1000x too large."""
+    depth_m = box_scene.depth.astype(np.float32)
+    depth_mm = np.round(np.nan_to_num(depth_m) * 1000).astype(np.uint16)
+    mask, camera = box_scene.masks[0], box_scene.intrinsics
+    in_mm, in_m = mask_to_points(mask, depth_mm, camera), mask_to_points(mask, depth_m, camera)
+    assert len(in_mm) == len(in_m)
+    assert np.abs(in_mm.points - in_m.points).max() < 0.0006  # the rounding to whole millimetres
+    grasped_mm = grasp_from_mask(mask, depth_mm, camera, clean=False)
+    grasped_m = grasp_from_mask(mask, depth_m, camera, clean=False)
+    assert np.linalg.norm(grasped_mm.pose.center - grasped_m.pose.center) < 0.002
+    assert 0.2 < grasped_mm.pose.center[2] < 2.0  # metres, as the scene was rendered
+    summary_mm = scene_summary(mask[None], depth_mm, camera)
+    summary_m = scene_summary(mask[None], depth_m, camera)
+    assert summary_mm.segments[0].distance == pytest.approx(summary_m.segments[0].distance, abs=0.002)
+    with pytest.raises(InputError, match="^depth_scale:"):
+        mask_to_points(mask, depth_mm, camera, depth_scale=True)
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     depth=arrays(np.float32, (4, 5), elements=st.floats(-1.0, 4.0, width=32) | st.just(np.nan)),
