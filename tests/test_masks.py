@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from pycocotools import mask as coco_mask
 
 from robosam.cache import EmbeddingCache
+from robosam.errors import InputError
 from robosam.masks import decode_rle, encode_rle, mask_to_box, upscale_logits
 from robosam.results import MaskResult
 
@@ -106,3 +107,59 @@ def test_mask_result_to_supervision_detections():
     assert detections.xyxy.tolist() == sv.mask_to_xyxy(masks).tolist() == [[2, 1, 4, 2], [0, 4, 1, 5]]
     assert (detections.mask == masks).all()
     assert detections.confidence.tolist() == pytest.approx([0.7, 0.4])
+
+
+def test_mask_result_dict_round_trip_keeps_every_field():
+    import json
+
+    rng = np.random.default_rng(5)
+    masks = rng.random((3, 7, 9)) > 0.5
+    result = MaskResult(
+        masks=masks,
+        scores=np.array([0.9, 0.5, 0.7], np.float32),
+        logits=np.zeros((3, 4, 4), np.float32),
+        object_ids=np.array([0, 1, 1]),
+        labels=["cup", "bowl", "bowl"],
+        track_ids=[4, 7, 9],
+        data={
+            "stability_score": np.array([0.95, 0.9, 0.97]),
+            "point_coords": np.array([[1, 2], [3, 4], [5, 6]]),
+        },
+        timings={"decoder_s": 0.25},
+    )
+    data = json.loads(json.dumps(result.to_dict()))  # JSON-safe
+    back = MaskResult.from_dict(data)
+    assert (back.masks == masks).all()
+    np.testing.assert_array_equal(back.scores, result.scores)
+    assert back.object_ids.tolist() == [0, 1, 1] and back.labels.tolist() == ["cup", "bowl", "bowl"]
+    assert back.track_ids.tolist() == [4, 7, 9] and back.timings == {"decoder_s": 0.25}
+    np.testing.assert_array_equal(back.data["point_coords"], result.data["point_coords"])
+    # the RLE is pycocotools' own
+    assert (
+        coco_mask.area({"size": [7, 9], "counts": data["masks"][1]["segmentation"]["counts"].encode()})
+        == masks[1].sum()
+    )
+    sliced = result[np.array([2, 0])]
+    assert sliced.labels.tolist() == ["bowl", "cup"] and sliced.data["stability_score"].tolist() == [
+        0.97,
+        0.95,
+    ]
+    low = result.replace(masks=None)
+    assert MaskResult.from_dict(json.loads(json.dumps(low.to_dict()))).logits.shape == (3, 4, 4)
+    with pytest.raises(InputError, match="^data:"):
+        MaskResult.from_dict({"nope": 1})
+
+
+def test_to_supervision_keeps_ids_labels_and_tracks():
+    sv = require_peer("supervision")
+    masks = np.zeros((2, 6, 8), bool)
+    masks[0, 1:3, 2:5] = True
+    masks[1, 4:, :2] = True
+    result = MaskResult(
+        masks=masks, scores=np.array([0.7, 0.4], np.float32), logits=np.zeros((2, 4, 4), np.float32),
+        object_ids=np.array([3, 5]), labels=["cup", "spoon"], track_ids=[11, 12],
+    )  # fmt: skip
+    detections = result.to_supervision()
+    assert isinstance(detections, sv.Detections)
+    assert detections.class_id.tolist() == [3, 5] and detections.tracker_id.tolist() == [11, 12]
+    assert detections.data["class_name"].tolist() == ["cup", "spoon"]
