@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from robosam.cli import convert, eval, grasp, models, segment
+from robosam.cli import bag, convert, eval, grasp, models, segment
 from robosam.errors import InputError
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app.command("segment")(segment.segment)
 app.command("grasp")(grasp.grasp)
 app.command("eval")(eval.eval_command)
 app.command("convert")(convert.convert)
+app.command("bag")(bag.bag)
 
 
 def main(argv: list[str] | None = None) -> None:
