@@ -338,3 +338,22 @@ def test_robosam_bag_errors(tmp_path, tiny_sam_dir, tabletop, capsys):
     )
     assert "IN_BAG: expected a ROS 2 bag folder" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_robosam_bag_logs_a_rerun_recording(tmp_path, tiny_sam_dir, tabletop, monkeypatch):
+    import subprocess
+
+    require_peer("rerun")
+    in_bag, out_bag, rrd = tmp_path / "in", tmp_path / "out", tmp_path / "run.rrd"
+    write_bag(in_bag, "mcap", tabletop, frames=2)
+    args = ["bag", str(in_bag), str(out_bag), "--image-topic", "/camera/color/image_raw", "--box",
+            "250,150,420,330", "--depth-topic", "/camera/depth", "--camera-info-topic", "/camera/color/camera_info",
+            "--model", str(tiny_sam_dir), "--device", "cpu", "--rerun", str(rrd)]  # fmt: skip
+    assert run_cli(args) == 0
+    monkeypatch.setenv("RERUN_ANALYTICS", "false")
+    printed = subprocess.run([sys.executable, "-m", "rerun", "rrd", "print", str(rrd)], capture_output=True,
+                             text=True, check=True).stdout  # fmt: skip
+    for entity in ("/camera/image ", "/camera/image/masks", "/camera/image/boxes", "/world/points/1",
+                   "/world/objects/1", "/world/grasps/1"):  # fmt: skip
+        assert entity in printed, entity
+    assert run_cli([*args[:-1], str(tmp_path / "run.txt")]) == 2

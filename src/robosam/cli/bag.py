@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 from robosam.cli.options import (
@@ -45,6 +47,10 @@ def bag(
     max_rate_hz: Annotated[
         float, typer.Option("--max-rate", help="Process at most this many frames/s (0: all).")
     ] = 0.0,
+    rerun: Annotated[
+        Path | None,
+        typer.Option("--rerun", help="Also log images, masks, points, poses and grasps to FILE.rrd."),
+    ] = None,
     model: ModelOption = DEFAULT_MODEL,
     device: DeviceOption = "auto",
 ) -> None:
@@ -57,6 +63,10 @@ def bag(
 
     Example: robosam bag recording/ out/tracked --image-topic /camera/color/image_raw --box 100,80,300,260
     """
+    from robosam.recording import RerunRecording
+
+    if rerun is not None:
+        RerunRecording.check_path(rerun)
     try:
         from robosam.ros.bag import open_storage, process_bag
         from robosam.ros.pipeline import NodeParameters, PerceptionPipeline, load_frame_model
@@ -86,11 +96,13 @@ def bag(
     for xy, label in points:
         pipeline.add_objects(points=[[xy]], labels=[[label]])
     total = _message_count(in_bag)
-    with progress_bar() as progress:
+    with progress_bar() as progress, contextlib.ExitStack() as stack:
+        recording = stack.enter_context(RerunRecording(rerun)) if rerun is not None else None
         task = progress.add_task("messages", total=total)
         report = process_bag(
             in_bag, out_bag, pipeline, image_topic, depth_topic, camera_info_topic, storage,
             on_message=lambda n: progress.update(task, completed=n),
+            on_frame=None if recording is None else lambda out: _log_frame(recording, out),
         )  # fmt: skip
     for line in report.skipped:
         console.print(f"skipped {line}")
@@ -98,6 +110,22 @@ def bag(
     console.print(
         f"{report.frames} frames processed, {report.copied} messages copied; wrote {written} to {out_bag}"
     )
+
+
+def _log_frame(recording, out) -> None:
+    from robosam.ros.messages import stamp_seconds
+
+    frame = getattr(recording, "frames_logged", 0)
+    recording.frames_logged = frame + 1
+    recording.set_frame(frame, stamp_seconds(out.header))
+    ids = out.object_ids
+    masks = np.stack([out.tracks[i].mask for i in ids]) if ids else None
+    boxes = np.stack([out.tracks[i].box for i in ids]) if ids else None
+    recording.log_image(out.rgb, masks, ids, boxes)
+    for obj_id, found in out.objects_3d.items():
+        recording.log_points(found.cloud.points, found.cloud.colors, name=f"world/points/{obj_id}")
+        recording.log_object(obj_id, found.pose)
+        recording.log_grasps(found.grasps[:3], name=f"world/grasps/{obj_id}")
 
 
 def _message_count(path: Path) -> int | None:

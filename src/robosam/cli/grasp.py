@@ -44,6 +44,9 @@ def grasp(
         typer.Option("--camera-to-base", help="JSON 4x4 camera-to-base matrix; grasps in base frame."),
     ] = None,
     top_k: Annotated[int, typer.Option("--top-k", help="Grasps to print and draw.")] = 3,
+    rerun: Annotated[
+        Path | None, typer.Option("--rerun", help="Also log the image, mask, points, pose and grasps to FILE.rrd.")
+    ] = None,
     model: ModelOption = "sam2.1-hiera-tiny",
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("out"),
     device: DeviceOption = "auto",
@@ -63,7 +66,7 @@ def grasp(
     from robosam.geometry import CameraIntrinsics, draw_grasps, grasp_from_mask, load_depth, write_ply
     from robosam.geometry.types import as_transform
     from robosam.io import load_image, write_json_atomic
-    from robosam.masks import read_mask_png, write_mask_png, write_png_atomic
+    from robosam.masks import mask_to_box, read_mask_png, write_mask_png, write_png_atomic
     from robosam.prompts import parse_prompts
 
     prompts = [
@@ -75,6 +78,10 @@ def grasp(
         )
     if top_k < 1:
         raise InputError("--top-k", "a positive integer", top_k)
+    if rerun is not None:
+        from robosam.recording import RerunRecording
+
+        RerunRecording.check_path(rerun)
     camera = CameraIntrinsics.from_file(intrinsics)
     image = load_image(rgb, argument="RGB")
     depth_image, scale = load_depth(depth, depth_scale)
@@ -168,6 +175,13 @@ def grasp(
         **found.to_dict(),
     }
     write_json_atomic(report, out / "grasps.json")
+    if rerun is not None:
+        with RerunRecording(rerun) as recording:
+            recording.set_frame(0)
+            recording.log_image(image, object_mask[None], [1], mask_to_box(object_mask)[None])
+            recording.log_points(found.cloud.points, found.cloud.colors, name="world/points/1")
+            recording.log_object(1, found.pose)
+            recording.log_grasps(camera_grasps[:top_k], name="world/grasps/1")
 
     pose = found.pose
     c, e = pose.center * 1000, pose.extents * 1000

@@ -57,10 +57,11 @@ def process_bag(
     camera_info_topic: str | None = None,
     storage: str | None = None,
     on_message: Callable[[int], None] | None = None,
+    on_frame: Callable[[NodeOutputs], None] | None = None,
 ) -> BagReport:
     """Run ``pipeline`` over ``in_bag`` and write ``out_bag`` (a new folder, written beside and renamed into
     place when complete). storage: ``sqlite3`` or ``mcap`` (default: the input's). ``on_message`` gets the
-    count of messages read so far (for a progress bar)."""
+    count of messages read so far (for a progress bar); ``on_frame`` every processed frame's outputs."""
     from rosbags.highlevel import AnyReader
     from rosbags.rosbag2 import StoragePlugin, Writer
 
@@ -89,8 +90,7 @@ def process_bag(
                     )
                     for c in reader.connections
                 }
-                outputs: dict[str, Any] = {}  # output connections, added when first written
-                pending: list[tuple[int, Any]] = []
+                run = _Run(pipeline, writer, store, report, depth_topic, on_frame)
                 for count, (connection, timestamp, raw) in enumerate(reader.messages(), 1):
                     writer.write(copies[connection.id], timestamp, raw)
                     report.copied += 1
@@ -99,14 +99,11 @@ def process_bag(
                     elif connection.topic == depth_topic:
                         pipeline.on_depth(reader.deserialize(raw, connection.msgtype))
                     elif connection.topic == image_topic:
-                        pending.append((timestamp, reader.deserialize(raw, connection.msgtype)))
-                    # a colour frame waits until its depth could have arrived (same stamp, logged just after)
-                    pending = _flush(
-                        pending, timestamp, depth_topic, pipeline, writer, outputs, store, report
-                    )
+                        run.pending.append((timestamp, reader.deserialize(raw, connection.msgtype)))
+                    run.flush(now_ns=timestamp)
                     if on_message is not None:
                         on_message(count)
-                _flush(pending, None, depth_topic, pipeline, writer, outputs, store, report)
+                run.flush(now_ns=None)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -114,33 +111,44 @@ def process_bag(
     return report
 
 
-def _flush(pending, now_ns, depth_topic, pipeline, writer, outputs, store, report) -> list[tuple[int, Any]]:
-    slop_ns = int(pipeline.params.sync_slop_s * 1e9)
-    waiting = []
-    for timestamp, image in pending:
-        stamp = msgs.stamp_seconds(image.header)
-        depth = pipeline.depth.match(stamp) if depth_topic else None
-        if depth_topic and depth is None and now_ns is not None and now_ns - timestamp <= slop_ns:
-            waiting.append((timestamp, image))
-            continue
-        try:
-            out = pipeline.on_image(image, depth)
-        except InputError as error:  # a bad frame is reported and skipped; the run goes on
-            report.skipped.append(f"frame at {timestamp} ns: {error}")
-            continue
-        if out is not None:
-            report.frames += 1
-            _write_outputs(out, timestamp, writer, outputs, store, report)
-    return waiting
+class _Run:
+    """Colour frames waiting for their depth, and the output connections of one bag run."""
 
+    def __init__(self, pipeline, writer, store, report: BagReport, depth_topic, on_frame) -> None:
+        self.pipeline, self.writer, self.store, self.report = pipeline, writer, store, report
+        self.depth_topic, self.on_frame = depth_topic, on_frame
+        self.pending: list[tuple[int, Any]] = []
+        self.outputs: dict[str, Any] = {}  # output connections, added when first written
 
-def _write_outputs(out: NodeOutputs, timestamp: int, writer, outputs, store, report: BagReport) -> None:
-    for key, (topic, msgtype) in OUTPUT_TOPICS.items():
-        tree = getattr(out, key)
-        if tree is None:
-            continue
-        if key not in outputs:
-            outputs[key] = writer.add_connection(topic, msgtype, typestore=store)
-        message = build(store, msgtype, tree)
-        writer.write(outputs[key], timestamp, store.serialize_cdr(message, msgtype))
-        report.written[topic] = report.written.get(topic, 0) + 1
+    def flush(self, now_ns: int | None) -> None:
+        """Process the waiting frames whose depth has arrived, or can no longer arrive (logged more than the
+        sync window ago, or ``now_ns`` None at the end of the bag)."""
+        slop_ns = int(self.pipeline.params.sync_slop_s * 1e9)
+        waiting = []
+        for timestamp, image in self.pending:
+            depth = self.pipeline.depth.match(msgs.stamp_seconds(image.header)) if self.depth_topic else None
+            if self.depth_topic and depth is None and now_ns is not None and now_ns - timestamp <= slop_ns:
+                waiting.append((timestamp, image))
+                continue
+            try:
+                out = self.pipeline.on_image(image, depth)
+            except InputError as error:  # a bad frame is reported and skipped; the run goes on
+                self.report.skipped.append(f"frame at {timestamp} ns: {error}")
+                continue
+            if out is not None:
+                self.report.frames += 1
+                self.write(out, timestamp)
+                if self.on_frame is not None:
+                    self.on_frame(out)
+        self.pending = waiting
+
+    def write(self, out: NodeOutputs, timestamp: int) -> None:
+        for key, (topic, msgtype) in OUTPUT_TOPICS.items():
+            tree = getattr(out, key)
+            if tree is None:
+                continue
+            if key not in self.outputs:
+                self.outputs[key] = self.writer.add_connection(topic, msgtype, typestore=self.store)
+            message = build(self.store, msgtype, tree)
+            self.writer.write(self.outputs[key], timestamp, self.store.serialize_cdr(message, msgtype))
+            self.report.written[topic] = self.report.written.get(topic, 0) + 1

@@ -216,6 +216,8 @@ class NodeOutputs:
     grasps: msgs.Fields | None = None
     object_ids: list[int] = field(default_factory=list)
     skipped_3d: dict[int, str] = field(default_factory=dict)
+    rgb: np.ndarray | None = field(default=None, repr=False)
+    objects_3d: dict[int, Any] = field(default_factory=dict)  # obj_id -> geometry ObjectGrasps
 
 
 class RateLimiter:
@@ -382,6 +384,7 @@ class PerceptionPipeline:
             overlay=msgs.image_fields(draw_masks(rgb, masks, boxes=None), "rgb8", header),
             detections=msgs.detections_fields(ids, boxes, scores, header),
             object_ids=ids,
+            rgb=rgb,
         )
         if self.params.publish_3d and depth_msg is not None and self.intrinsics is not None:
             self._add_3d(outputs, masks, ids, rgb, depth_msg)
@@ -407,6 +410,7 @@ class PerceptionPipeline:
             except InputError as error:
                 outputs.skipped_3d[obj_id] = str(error)
                 continue
+            outputs.objects_3d[obj_id] = found
             poses.append((found.pose.center, found.pose.quaternion))
             grasps.extend((g.position, g.quaternion) for g in found.grasps[:1])
             points.append(found.cloud.points)
