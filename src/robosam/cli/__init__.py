@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from robosam.cli import bag, convert, eval, grasp, models, segment
+from robosam.cli import bag, convert, eval, grasp, label, models, segment
 from robosam.errors import InputError
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.command("grasp")(grasp.grasp)
 app.command("eval")(eval.eval_command)
 app.command("convert")(convert.convert)
 app.command("bag")(bag.bag)
+app.command("label")(label.label)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,58 @@
+"""The local engine: one model, images decoded ahead on a thread while the model works."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from robosam.labeling.shards import Shard, decode, label_shard
+from robosam.labeling.tasks import LabelTask
+
+
+def prefetched(shards: list[Shard], depth: int) -> Iterator[tuple[Shard, list[np.ndarray | str]]]:
+    """Each shard with its decoded images; with ``depth`` > 0 a thread decodes up to ``depth`` images ahead
+    (bounded memory), with 0 decoding happens inline."""
+    if depth <= 0:
+        for shard in shards:
+            yield shard, [decode(item) for item in shard.items]
+        return
+    decoded: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work() -> None:
+        for shard in shards:
+            for item in shard.items:
+                image = decode(item)
+                while not stop.is_set():
+                    try:
+                        decoded.put(image, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+
+    thread = threading.Thread(target=work, daemon=True, name="robosam-prefetch")
+    thread.start()
+    try:
+        for shard in shards:
+            yield shard, [decoded.get() for _ in shard.items]
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def run_local(
+    task: LabelTask, shards: list[Shard], out: Path, prefetch: int = 8,
+    on_image: Callable[[int], None] | None = None,
+) -> None:  # fmt: skip
+    """Label ``shards`` with one model replica; ``on_image`` gets the number of images finished per shard."""
+    labeler = task.build()
+    for shard, images in prefetched(shards, prefetch):
+        label_shard(labeler, shard, images, out)
+        if on_image is not None:
+            on_image(len(shard.items))
