@@ -16,6 +16,8 @@ _LAZY = {
     "ImageEmbedding": ("robosam.segmenter", "ImageEmbedding"),
     "ModelSpec": ("robosam.models", "ModelSpec"),
     "load_model": ("robosam.models", "load_model"),
+    "TextSegmenter": ("robosam.grounding", "TextSegmenter"),
+    "grounding": ("robosam.grounding", None),
     "data": ("robosam.data", None),
     "geometry": ("robosam.geometry", None),
     "evaluation": ("robosam.evaluation", None),

@@ -94,7 +94,7 @@ class MaskResult:
     @property
     def areas(self) -> np.ndarray:
         """(N,) int64 pixel count per mask."""
-        return self._require_masks().reshape(len(self), -1).sum(axis=1)
+        return self._require_masks().sum(axis=(1, 2), dtype=np.int64)
 
     def to_coco(self) -> list[dict[str, Any]]:
         """One dict per mask: ``segmentation`` (COCO RLE), ``bbox`` (x, y, w, h), ``area``, ``score``."""

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from robosam.cli import bag, convert, eval, grasp, label, models, segment
+from robosam.cli import bag, convert, eval, grasp, ground, label, models, segment
 from robosam.errors import InputError
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app = typer.Typer(
 app.command("models")(models.models)
 app.command("segment")(segment.segment)
 app.command("grasp")(grasp.grasp)
+app.command("ground")(ground.ground)
 app.command("eval")(eval.eval_command)
 app.command("convert")(convert.convert)
 app.command("bag")(bag.bag)

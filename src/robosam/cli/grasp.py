@@ -32,6 +32,18 @@ def grasp(
     mask: Annotated[
         Path | None, typer.Option("--mask", help="Object mask PNG (non-zero = object); no model.")
     ] = None,
+    text: Annotated[
+        str | None, typer.Option("--text", "-t", help='What to pick up: "red cup" (best match is used).')
+    ] = None,
+    detector: Annotated[
+        str, typer.Option("--detector", "-d", help="Detector preset, hub id or folder (with --text).")
+    ] = "grounding-dino-tiny",
+    box_threshold: Annotated[
+        float, typer.Option("--box-threshold", help="Minimum detector confidence, 0..1 (with --text).")
+    ] = 0.3,
+    text_threshold: Annotated[
+        float, typer.Option("--text-threshold", help="Minimum phrase confidence, 0..1 (with --text).")
+    ] = 0.25,
     depth_scale: Annotated[
         float | None,
         typer.Option("--depth-scale", help="Metres per depth unit [default: 0.001 integer, 1 float]."),
@@ -45,7 +57,8 @@ def grasp(
     ] = None,
     top_k: Annotated[int, typer.Option("--top-k", help="Grasps to print and draw.")] = 3,
     rerun: Annotated[
-        Path | None, typer.Option("--rerun", help="Also log the image, mask, points, pose and grasps to FILE.rrd.")
+        Path | None,
+        typer.Option("--rerun", help="Also log the image, mask, points, pose and grasps to FILE.rrd."),
     ] = None,
     model: ModelOption = "sam2.1-hiera-tiny",
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("out"),
@@ -56,6 +69,9 @@ def grasp(
     Writes cloud.ply (the object's coloured points, metres, camera frame), grasps.json (pose, support
     plane, ranked grasps with position, quaternion x,y,z,w, width, score), mask.png and grasp.png (box and
     grasps drawn on the image).
+
+    With --text, an open-vocabulary detector finds the phrase and SAM segments the best match (SAM 3 as
+    --detector sam3 segments by itself); exit code 1 when nothing matches.
 
     Example: robosam grasp color.png depth.png --intrinsics camera.json --point 320,240 --out out/
     """
@@ -70,12 +86,22 @@ def grasp(
     from robosam.prompts import parse_prompts
 
     prompts = [
-        name for name, value in (("--point", point), ("--box", box), ("--mask", mask)) if value is not None
+        name
+        for name, value in (("--point", point), ("--box", box), ("--mask", mask), ("--text", text))
+        if value is not None
     ]
     if len(prompts) != 1:
         raise InputError(
-            "--point/--box/--mask", "exactly one of --point x,y, --box x1,y1,x2,y2 or --mask PNG", prompts
+            "--point/--box/--mask",  # (and --text; the name kept as before for scripts matching it)
+            'exactly one of --point x,y, --box x1,y1,x2,y2, --mask PNG or --text "red cup"',
+            prompts,
         )
+    if text is not None:
+        from robosam.grounding.base import check_threshold, parse_phrases
+
+        parse_phrases(text, argument="--text")
+        check_threshold(box_threshold, "--box-threshold")
+        check_threshold(text_threshold, "--text-threshold")
     if top_k < 1:
         raise InputError("--top-k", "a positive integer", top_k)
     if rerun is not None:
@@ -115,7 +141,7 @@ def grasp(
             raise InputError(
                 "--mask", f"a {camera.width}x{camera.height} mask like the depth image", object_mask
             )
-    else:  # check the prompt before loading a model
+    elif text is None:  # check the prompt before loading a model
         if point is not None:
             prompt = {"points": [parse_numbers(point, (2,), "--point")], "labels": [1]}
         else:
@@ -130,7 +156,26 @@ def grasp(
         transient=True,
         disable=not err_console.is_terminal,  # no stray blank line in logs and pipes
     ) as progress:
-        if object_mask is None:
+        match = None
+        if text is not None:
+            from robosam.grounding import TextSegmenter, load_detector  # torch: only once input is valid
+
+            task = progress.add_task(f"loading {detector}", total=None)
+            text_detector = load_detector(detector, device=device)
+            segmenter = None if text_detector.gives_masks else model
+            text_segmenter = TextSegmenter(segmenter, detector=text_detector, device=device)
+            progress.update(task, description=f"finding {text!r}")
+            found_text = text_segmenter.segment(image, text, box_threshold, text_threshold)
+            progress.remove_task(task)
+            if not len(found_text):
+                err_console.print(
+                    f"robosam: nothing matches {text!r} (box threshold {box_threshold}, "
+                    f"text threshold {text_threshold})"
+                )
+                raise typer.Exit(1)
+            match = found_text[0]
+            object_mask = match.masks[0]
+        elif object_mask is None:
             from robosam.segmenter import Segmenter  # torch and transformers: only once the input is valid
 
             task = progress.add_task(f"loading {model}", total=None)
@@ -167,8 +212,16 @@ def grasp(
         "depth": str(depth),
         "depth_scale": scale,
         "intrinsics": camera.to_dict(),
-        "prompt": {"point": point, "box": box, "mask": None if mask is None else str(mask)},
-        "model": None if mask is not None else model,
+        "prompt": {"point": point, "box": box, "mask": None if mask is None else str(mask), "text": text},
+        "model": None if mask is not None or (match is not None and segmenter is None) else model,
+        "detector": None if text is None else detector,
+        "match": None
+        if match is None
+        else {
+            "label": str(match.labels[0]),
+            "score": float(match.scores[0]),
+            "detector_box": match.data["detector_boxes"][0].tolist(),
+        },
         "gripper_width": gripper_width,
         "camera_to_base": None if transform is None else transform.tolist(),
         "mask_area": int(object_mask.sum()),
@@ -183,6 +236,8 @@ def grasp(
             recording.log_object(1, found.pose)
             recording.log_grasps(camera_grasps[:top_k], name="world/grasps/1")
 
+    if match is not None:
+        console.print(f"matched {match.labels[0]!r} with score {match.scores[0]:.3f}")
     pose = found.pose
     c, e = pose.center * 1000, pose.extents * 1000
     q = pose.quaternion
