@@ -332,7 +332,9 @@ def test_robosam_bag_errors(tmp_path, tiny_sam_dir, tabletop, capsys):
     assert run_cli([*base, "--image-topic", "/nope", "--box", "1,1,20,20"]) == 2
     assert "--image-topic: expected a topic of the bag" in capsys.readouterr().err
     assert run_cli([*base, "--image-topic", "/camera/color/image_raw"]) == 2
-    assert "--point/--box: expected at least one" in capsys.readouterr().err
+    assert "--point/--box/--text: expected at least one" in capsys.readouterr().err
+    assert run_cli([*base, "--image-topic", "/camera/color/image_raw", "--text", " . "]) == 2
+    assert "--text: expected" in capsys.readouterr().err
     assert (
         run_cli(["bag", str(tmp_path), str(tmp_path / "o"), "--image-topic", "/x", "--box", "1,1,2,2"]) == 2
     )
@@ -357,3 +359,26 @@ def test_robosam_bag_logs_a_rerun_recording(tmp_path, tiny_sam_dir, tabletop, mo
                    "/world/objects/1", "/world/grasps/1"):  # fmt: skip
         assert entity in printed, entity
     assert run_cli([*args[:-1], str(tmp_path / "run.txt")]) == 2
+
+
+def test_text_prompts_become_labelled_objects_on_the_next_frame(segmenter, tabletop):
+    from test_grounding import ScriptedDetector
+
+    rgb = tabletop[0]
+    detector = ScriptedDetector(
+        [("cup", (250.0, 150.0, 420.0, 330.0), 0.9), ("bowl", (20.0, 20.0, 90.0, 90.0), 0.2)]
+    )
+    pipeline = PerceptionPipeline(segmenter, NodeParameters(box_threshold=0.3), detector)
+    assert pipeline.on_text(Msg(data="Cup. bowl")) == ["cup", "bowl"]
+    out = pipeline.on_image(as_msg(msgs.image_fields(rgb, "rgb8", header(1))))
+    assert detector.calls == [["cup", "bowl"]] and out.object_ids == [1]  # the bowl is under the threshold
+    hypothesis = out.detections["detections"][0]["results"][0]["hypothesis"]
+    assert hypothesis["class_id"] == "cup" and out.detections["detections"][0]["id"] == "1"
+    expected = (
+        segmenter.decode(segmenter.embed(rgb), box=(250, 150, 420, 330), multimask=False).best().masks[0]
+    )
+    assert (out.tracks[1].mask == expected).all()
+    pipeline.on_image(as_msg(msgs.image_fields(rgb, "rgb8", header(2))))
+    assert detector.calls == [["cup", "bowl"]]  # detected once, then tracked
+    with pytest.raises(InputError, match="^text: expected a detector"):
+        PerceptionPipeline(segmenter).on_text(Msg(data="cup"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated
 
 import numpy as np
@@ -34,6 +35,14 @@ def bag(
     box: Annotated[
         list[str] | None, typer.Option("--box", "-b", help="x1,y1,x2,y2 on the first frame.")
     ] = None,
+    text: Annotated[
+        str | None,
+        typer.Option("--text", help="Phrases ('cup. bowl'): every match on the first frame is an object."),
+    ] = None,
+    detector: Annotated[
+        str,
+        typer.Option("--detector", help="Open-vocabulary detector for --text (preset, hub id or folder)."),
+    ] = "grounding-dino-tiny",
     depth_topic: Annotated[
         str | None,
         typer.Option("--depth-topic", help="Aligned depth (16UC1 mm / 32FC1 m): 3D poses and grasps."),
@@ -62,6 +71,8 @@ def bag(
     an image-only model segments every frame with the same prompts. Needs `pip install robosam[ros]`.
 
     Example: robosam bag recording/ out/tracked --image-topic /camera/color/image_raw --box 100,80,300,260
+
+    Example: robosam bag recording/ out/cups --image-topic /camera/color/image_raw --text "red cup"
     """
     from robosam.recording import RerunRecording
 
@@ -73,13 +84,19 @@ def bag(
     except ImportError:
         raise InputError("robosam bag", "the rosbags package (pip install robosam[ros])", None) from None
 
-    boxes = [parse_numbers(text, (4,), "--box") for text in box or []]
+    boxes = [parse_numbers(value, (4,), "--box") for value in box or []]
     points = []
-    for text in point or []:
-        values = parse_numbers(text, (2, 3), "--point")
+    for value in point or []:
+        values = parse_numbers(value, (2, 3), "--point")
         points.append((values[:2], int(values[2]) if len(values) == 3 else 1))
-    if not boxes and not points:
-        raise InputError("--point/--box", "at least one --point x,y or --box x1,y1,x2,y2", None)
+    if not boxes and not points and text is None:
+        raise InputError(
+            "--point/--box/--text", "at least one --point x,y, --box x1,y1,x2,y2 or --text", None
+        )
+    if text is not None:
+        from robosam.grounding.base import parse_phrases
+
+        parse_phrases(text, argument="--text")
     if (depth_topic is None) != (camera_info_topic is None):
         raise InputError("--depth-topic/--camera-info-topic", "both (for 3D outputs) or neither", None)
     open_storage(in_bag)
@@ -90,7 +107,14 @@ def bag(
          "camera_info_topic": camera_info_topic or "", "max_rate_hz": max_rate_hz}
     )  # fmt: skip
     with spinner(f"loading {model}"):
-        pipeline = PerceptionPipeline(load_frame_model(model, device), params)
+        found = None
+        if text is not None:
+            from robosam.grounding import load_detector
+
+            found = load_detector(detector, device=device)
+        pipeline = PerceptionPipeline(load_frame_model(model, device), params, found)
+    if text is not None:
+        pipeline.on_text(SimpleNamespace(data=text))
     if boxes:
         pipeline.add_objects(boxes=boxes)
     for xy, label in points:

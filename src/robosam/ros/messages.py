@@ -159,10 +159,13 @@ def label_image_fields(masks: np.ndarray, ids: list[int], header: Any) -> Fields
     return image_fields(labels, "mono16" if big else "mono8", header)
 
 
-def detections_fields(ids: list[int], boxes: np.ndarray, scores: np.ndarray, header: Any) -> Fields:
+def detections_fields(
+    ids: list[int], boxes: np.ndarray, scores: np.ndarray, header: Any, labels: dict[int, str] | None = None
+) -> Fields:
     """Track ids, boxes (N, 4) ``x1, y1, x2, y2`` pixels and scores to ``vision_msgs/Detection2DArray``
     fields: centre ``((x1 + x2) / 2, (y1 + y2) / 2)`` and size ``(x2 - x1, y2 - y1)``, so
-    ``detections_to_boxes`` gives the same corners back; ``id`` and ``class_id`` are the track id."""
+    ``detections_to_boxes`` gives the same corners back; ``id`` is the track id, ``class_id`` the object's
+    label (a text prompt's phrase) where ``labels`` has one, else the track id too."""
     detections = []
     for obj_id, (x1, y1, x2, y2), score in zip(ids, np.asarray(boxes, dtype=np.float64), scores):
         width, height = x2 - x1, y2 - y1
@@ -171,7 +174,10 @@ def detections_fields(ids: list[int], boxes: np.ndarray, scores: np.ndarray, hea
                 "header": header_fields(header),
                 "results": [
                     {
-                        "hypothesis": {"class_id": str(obj_id), "score": float(score)},
+                        "hypothesis": {
+                            "class_id": (labels or {}).get(obj_id, str(obj_id)),
+                            "score": float(score),
+                        },
                         "pose": _identity_pose_with_covariance(),
                     }
                 ],

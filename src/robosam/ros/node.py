@@ -5,7 +5,8 @@ thread processes the newest frame (frames arriving while it works replace each o
 queued), and publishers send what it returns. Topics (relative to the node's namespace):
 
 - in: ``image_topic`` (sensor_msgs/Image), ``camera_info_topic``, ``depth_topic`` (16UC1 mm / 32FC1 m),
-  ``~/prompts/boxes`` (vision_msgs/Detection2DArray), ``~/prompts/points`` (geometry_msgs/PointStamped);
+  ``~/prompts/boxes`` (vision_msgs/Detection2DArray), ``~/prompts/points`` (geometry_msgs/PointStamped),
+  ``~/prompts/text`` (std_msgs/String, with the ``detector`` parameter: every match becomes an object);
 - out: ``~/labels`` (mono8/mono16 object ids), ``~/overlay`` (rgb8), ``~/detections``
   (vision_msgs/Detection2DArray with track ids and scores), and with depth ``~/poses``, ``~/cloud``,
   ``~/grasps``, each stamped with the colour image's header;
@@ -36,6 +37,7 @@ def import_ros() -> dict[str, Any]:
         from geometry_msgs.msg import PointStamped, PoseArray
         from rclpy.node import Node
         from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+        from std_msgs.msg import String
         from std_srvs.srv import Trigger
         from vision_msgs.msg import Detection2DArray
     except ImportError:
@@ -46,7 +48,7 @@ def import_ros() -> dict[str, Any]:
         AddObjects = RemoveObject = None  # noqa: N806 - message class names
     return dict(
         rclpy=rclpy, Node=Node, Image=Image, CameraInfo=CameraInfo, PointCloud2=PointCloud2,
-        PoseArray=PoseArray, PointStamped=PointStamped, Detection2DArray=Detection2DArray, Trigger=Trigger,
+        PoseArray=PoseArray, PointStamped=PointStamped, Detection2DArray=Detection2DArray, Trigger=Trigger, String=String,
         AddObjects=AddObjects, RemoveObject=RemoveObject,
     )  # fmt: skip
 
@@ -89,7 +91,12 @@ def main(argv: list[str] | None = None) -> None:
         {f.name: node.get_parameter(f.name).value for f in fields(NodeParameters)}
     )
     model = load_frame_model(params.model, params.device)
-    pipeline = PerceptionPipeline(model, params)
+    detector = None
+    if params.detector:
+        from robosam.grounding import load_detector
+
+        detector = load_detector(params.detector, device=params.device)
+    pipeline = PerceptionPipeline(model, params, detector)
     frames = LatestFrame()
     pubs = {
         name: node.create_publisher(ros[kind], f"~/{name}", 1)
@@ -104,6 +111,8 @@ def main(argv: list[str] | None = None) -> None:
         node.create_subscription(ros["Image"], params.depth_topic, pipeline.on_depth, 5)
     node.create_subscription(ros["Detection2DArray"], "~/prompts/boxes", pipeline.on_detections, 10)
     node.create_subscription(ros["PointStamped"], "~/prompts/points", pipeline.on_click, 10)
+    if detector is not None:
+        node.create_subscription(ros["String"], "~/prompts/text", pipeline.on_text, 10)
     _add_services(node, ros, pipeline)
 
     def work() -> None:

@@ -26,7 +26,8 @@ from robosam.visualize import draw_masks
 class NodeParameters:
     """The node's ROS parameters, with the defaults of ``robosam/ros/params.yaml``.
 
-    depth_topic: empty for no depth (no 3D outputs). max_rate_hz: 0 processes every frame it can, dropping
+    depth_topic: empty for no depth (no 3D outputs). detector: an open-vocabulary detector preset (e.g.
+    ``grounding-dino-tiny``) for text prompts; empty for none. max_rate_hz: 0 processes every frame it can, dropping
     frames that arrive while busy; above 0 also skips frames closer than 1 / max_rate_hz in stamp time.
     sync_slop_s: largest stamp difference for pairing a depth image with a colour image.
     """
@@ -41,6 +42,9 @@ class NodeParameters:
     publish_3d: bool = True
     gripper_width: float = 0.08
     sync_slop_s: float = 0.05
+    detector: str = ""
+    box_threshold: float = 0.3
+    text_threshold: float = 0.25
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> NodeParameters:
@@ -285,8 +289,11 @@ class DepthSync:
 class PerceptionPipeline:
     """Everything the node does, without ROS: prompts in, stamped outputs out."""
 
-    def __init__(self, model: Any, params: NodeParameters | None = None):
+    def __init__(self, model: Any, params: NodeParameters | None = None, detector: Any = None):
         self.params = params or NodeParameters()
+        self.detector = detector
+        self.pending_text: list[str] = []
+        self.labels: dict[int, str] = {}
         self.book = PromptBook(self.params.max_objects)
         self.frames = FrameSegmenter(model)
         self.rate = RateLimiter(self.params.max_rate_hz)
@@ -336,6 +343,7 @@ class PerceptionPipeline:
     def reset(self) -> None:
         """Forget every object (the Reset service)."""
         self.book.reset()
+        self.labels = {}
 
     def on_detections(self, msg: Any) -> list[int]:
         """Boxes of a ``vision_msgs/Detection2DArray`` become objects (numeric ids kept, others new)."""
@@ -345,6 +353,23 @@ class PerceptionPipeline:
             self.add_objects(ids=[obj_id] if obj_id else None, boxes=box[None])[0]
             for obj_id, box in zip(numeric, boxes)
         ]
+
+    def on_text(self, msg: Any) -> list[str]:
+        """A ``std_msgs/String`` such as ``"red cup. bowl"``: on the next frame the detector finds every match
+        and each becomes an object, labelled with its phrase. Returns the phrases."""
+        from robosam.grounding.base import parse_phrases
+
+        if self.detector is None:
+            raise InputError("text", "a detector for text prompts (parameter detector)", msg.data)
+        self.pending_text = parse_phrases(str(msg.data))
+        return self.pending_text
+
+    def _detect_text(self, rgb: np.ndarray) -> None:
+        phrases, self.pending_text = self.pending_text, []
+        found = self.detector.detect(rgb, phrases, self.params.box_threshold, self.params.text_threshold)
+        for box, label in zip(found.boxes, found.labels):
+            (obj_id,) = self.add_objects(boxes=[box])
+            self.labels[obj_id] = str(label)
 
     def on_click(self, msg: Any) -> int:
         """A ``geometry_msgs/PointStamped`` click (x, y pixels) becomes a new object."""
@@ -363,6 +388,8 @@ class PerceptionPipeline:
             self.skipped_by_rate += 1
             return None
         rgb = msgs.image_to_rgb(msg)
+        if self.pending_text:
+            self._detect_text(rgb)
         tracks = self.frames.step(rgb, self.book)
         self.processed += 1
         if depth_msg is None and self.params.depth_topic:
@@ -382,7 +409,7 @@ class PerceptionPipeline:
             if ids
             else msgs.image_fields(np.zeros((height, width), np.uint8), "mono8", header),
             overlay=msgs.image_fields(draw_masks(rgb, masks, boxes=None), "rgb8", header),
-            detections=msgs.detections_fields(ids, boxes, scores, header),
+            detections=msgs.detections_fields(ids, boxes, scores, header, self.labels),
             object_ids=ids,
             rgb=rgb,
         )
