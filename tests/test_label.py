@@ -158,3 +158,37 @@ def test_label_cli_errors(tmp_path, tiny_sam_dir, image_folder, capsys):
     assert run_cli([*base, "--task", "boxes", "--boxes", str(boxes_file), "--shard-size", "5"]) == 0
     assert run_cli([*base, "--task", "boxes", "--boxes", str(boxes_file), "--shard-size", "3"]) == 2
     assert "--out: expected a new folder, or the folder of this same job" in capsys.readouterr().err
+
+
+def test_ground_task_labels_with_one_category_per_phrase(tmp_path, tiny_sam_dir, image_folder):
+    from test_grounding import ScriptedDetector
+    from test_grounding_tiny import build_grounding_dino
+
+    from robosam.grounding import TextSegmenter
+    from robosam.labeling.inputs import LabelInput
+    from robosam.labeling.tasks import GroundLabeler
+    from robosam.segmenter import Segmenter
+
+    folder, _ = image_folder
+    # the command line's path end to end, with a real (tiny, random-weight) Grounding DINO folder as detector
+    (tmp_path / "gdino").mkdir()
+    gdino = build_grounding_dino(tmp_path / "gdino")
+    task = LabelTask(
+        "ground", ModelSpec(str(tiny_sam_dir), device="cpu"), text="square. noise", detector=str(gdino)
+    )
+    summary = label(str(folder / "img_0*.jpg"), task, tmp_path / "out", shard_size=5)
+    labels = json.loads((tmp_path / "out" / "labels.json").read_text())
+    assert summary["done"] == 10 and labels["categories"] == [
+        {"id": 1, "name": "square"},
+        {"id": 2, "name": "noise"},
+    ]
+    assert {a["category_id"] for a in labels["annotations"]} <= {1, 2}
+    # phrases map to their categories: a scripted detector behind the same interface
+    scripted = ScriptedDetector(
+        [("noise", (0.0, 0.0, 20.0, 20.0), 0.8), ("square", (10.0, 5.0, 40.0, 30.0), 0.9)]
+    )
+    labeler = GroundLabeler(
+        TextSegmenter(Segmenter(tiny_sam_dir, device="cpu"), detector=scripted), "square. noise"
+    )
+    anns = labeler.label(np.zeros((48, 64, 3), np.uint8), LabelInput(1, "x.jpg", "x.jpg"))
+    assert [a["category_id"] for a in anns] == [1, 2] and anns[0]["score"] == pytest.approx(0.9)

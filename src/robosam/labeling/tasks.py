@@ -60,7 +60,12 @@ class LabelTask:
             return BoxesLabeler(segmenter, {name: np.asarray(b, np.float32) for name, b in self.boxes})
         if self.task == "auto":
             return AutoLabeler(segmenter, dict(self.auto_options))
-        return GroundLabeler(segmenter, self.text or "", self.detector)
+        from robosam.grounding import TextSegmenter
+
+        text_segmenter = (
+            TextSegmenter(segmenter, detector=self.detector) if self.detector else TextSegmenter(segmenter)
+        )
+        return GroundLabeler(text_segmenter, self.text or "")
 
 
 def annotations(result: MaskResult, category_ids: list[int]) -> list[dict[str, Any]]:
@@ -102,10 +107,8 @@ class AutoLabeler:
 class GroundLabeler:
     """Objects named in the text, one category per phrase (``robosam.TextSegmenter``)."""
 
-    def __init__(self, segmenter: Any, text: str, detector: str | None):
-        from robosam.grounding import TextSegmenter
-
-        self.segmenter = TextSegmenter(segmenter, detector=detector) if detector else TextSegmenter(segmenter)
+    def __init__(self, text_segmenter: Any, text: str):
+        self.segmenter = text_segmenter
         self.text = text
         phrases = [p.strip() for p in text.split(".") if p.strip()]
         self.categories = [{"id": i, "name": p} for i, p in enumerate(phrases, 1)]
