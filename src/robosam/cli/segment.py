@@ -34,6 +34,10 @@ def segment(
     ] = False,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("out"),
     device: DeviceOption = "auto",
+    dtype: Annotated[str, typer.Option("--dtype", help="float32, bfloat16 or float16.")] = "float32",
+    compile: Annotated[
+        bool, typer.Option("--compile", help="torch.compile the encoder and decoder (slow first call).")
+    ] = False,
 ) -> None:
     """Segment objects in one image from clicks and boxes.
 
@@ -41,6 +45,8 @@ def segment(
 
     Example: robosam segment examples/truck.jpg --point 500,375 --out out/
     """
+    from robosam.export.accelerate import check_compile, check_dtype, compile_model
+    from robosam.export.manifest import is_export_folder
     from robosam.io import load_image, write_json_atomic
     from robosam.masks import write_mask_png, write_png_atomic
     from robosam.prompts import parse_prompts
@@ -54,12 +60,18 @@ def segment(
     boxes = [parse_numbers(text, (4,), "--box") for text in box or []]
     if not points and not boxes:
         raise InputError("--point/--box", "at least one --point x,y or --box x1,y1,x2,y2", None)
+    backend = "onnx" if is_export_folder(model) else "torch"
+    check_dtype(dtype, device, backend)
+    if compile:
+        check_compile(backend)
     rgb = load_image(image, argument="IMAGE")
     parse_prompts(rgb.shape[:2], points=points or None, labels=labels or None, box=boxes or None)
     from robosam.segmenter import Segmenter  # imports torch and transformers: only once input is valid
 
     with spinner(f"loading {model}"):
-        segmenter = Segmenter(model, device=device)
+        segmenter = Segmenter(model, device=device, dtype=dtype)
+        if compile:
+            compile_model(segmenter.model)
     with spinner("encoding image and decoding masks"):
         segmenter.set_image(rgb)
         result = segmenter.predict(

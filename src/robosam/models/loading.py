@@ -95,7 +95,8 @@ def load_model(
     """Load a SAM-family model as an image segmenter or a video tracker.
 
     name_or_path: a preset name (``robosam models`` lists them), a hub id (``facebook/sam-vit-base``), a
-        local folder written by ``save_pretrained``, an official Meta checkpoint (``sam_vit_b_01ec64.pth``,
+        local folder written by ``save_pretrained``, a folder written by ``robosam export onnx`` (run by ONNX
+        Runtime), an official Meta checkpoint (``sam_vit_b_01ec64.pth``,
         ``sam2.1_hiera_tiny.pt``), an already built transformers model, or a ``ModelSpec``.
     device: ``auto`` (cuda, then mps, then cpu) or a torch device string.
     dtype: float32 by default; ``bfloat16`` / ``float16`` are options on GPU.
@@ -107,6 +108,8 @@ def load_model(
         return name_or_path.load()
     if kind not in MODEL_KINDS:
         raise InputError("kind", f"one of {', '.join(MODEL_KINDS)}", kind)
+    if not isinstance(name_or_path, PreTrainedModel) and _is_onnx_folder(name_or_path):
+        return _load_onnx_folder(os.fspath(name_or_path), device, dtype, kind)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype)
     image_processor = None
@@ -119,6 +122,25 @@ def load_model(
     model = model.to(device=torch_device, dtype=torch_dtype).eval()
     adapter = get_adapter(family)(model, image_processor)
     return LoadedModel(model=model, adapter=adapter, source=source, kind=kind)
+
+
+def _is_onnx_folder(source: str | os.PathLike) -> bool:
+    from robosam.export.manifest import is_export_folder
+
+    return is_export_folder(source)
+
+
+def _load_onnx_folder(source: str, device: str | torch.device, dtype: Any, kind: str) -> LoadedModel:
+    """A folder written by ``robosam export onnx``, run by ONNX Runtime (``LoadedModel.model`` is an
+    ``OnnxModel``)."""
+    from robosam.models.families.onnx import load_onnx_folder
+
+    if kind != "segmenter":
+        raise InputError(
+            "model", "a PyTorch model or preset for a tracker (ONNX folders segment images)", source
+        )
+    adapter = load_onnx_folder(source, device=device, dtype=dtype)
+    return LoadedModel(model=adapter.model, adapter=adapter, source=source, kind=kind)
 
 
 def _load_from_source(source: str, video: bool) -> tuple[PreTrainedModel, str, Any]:
