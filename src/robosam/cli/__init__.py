@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from robosam.cli import bag, convert, eval, export, grasp, ground, label, models, segment
+from robosam.cli import bag, convert, eval, export, finetune, grasp, ground, label, models, segment
 from robosam.errors import InputError
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app.command("ground")(ground.ground)
 app.command("eval")(eval.eval_command)
 app.command("convert")(convert.convert)
 app.command("export")(export.export)
+app.command("finetune")(finetune.finetune)
 app.command("bag")(bag.bag)
 app.command("label")(label.label)
 

@@ -189,10 +189,11 @@ class FamilyAdapter:
         boxes: (O, 4) in the encoder's input frame; mask_input: (1, 1, L, L) logits (single object only).
         """
         kwargs = self._prompt_kwargs(points, labels, boxes, mask_input)
-        output = self.model(multimask_output=multimask, **self._feature_kwargs(features), **kwargs)
+        output = self.model(multimask_output=multimask, **self.feature_kwargs(features), **kwargs)
         return DecoderOutput(logits=output.pred_masks[0], scores=output.iou_scores[0])
 
-    def _feature_kwargs(self, features: Any) -> dict[str, Any]:
+    def feature_kwargs(self, features: Any) -> dict[str, Any]:
+        """The model keyword arguments that carry cached ``features`` (image embeddings, SAM-HQ's early ones)."""
         return {"image_embeddings": features}
 
     @staticmethod

@@ -22,6 +22,6 @@ class SamHqAdapter(SamAdapter):
             (embeddings[i : i + 1], [t[i : i + 1] for t in intermediate]) for i in range(embeddings.shape[0])
         ]
 
-    def _feature_kwargs(self, features: Any) -> dict[str, Any]:
+    def feature_kwargs(self, features: Any) -> dict[str, Any]:
         embeddings, intermediate = features
         return {"image_embeddings": embeddings, "intermediate_embeddings": intermediate}
