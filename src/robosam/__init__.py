@@ -13,6 +13,7 @@ from robosam.results import MaskResult, Track
 
 _LAZY = {
     "Segmenter": ("robosam.segmenter", "Segmenter"),
+    "AutoMasker": ("robosam.automatic", "AutoMasker"),
     "ImageEmbedding": ("robosam.segmenter", "ImageEmbedding"),
     "ModelSpec": ("robosam.models", "ModelSpec"),
     "load_model": ("robosam.models", "load_model"),

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from robosam.cli import bag, convert, eval, export, finetune, grasp, ground, label, models, segment
+from robosam.cli import auto, bag, convert, eval, export, finetune, grasp, ground, label, models, segment
 from robosam.errors import InputError
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 app.command("models")(models.models)
 app.command("segment")(segment.segment)
+app.command("auto")(auto.auto)
 app.command("grasp")(grasp.grasp)
 app.command("ground")(ground.ground)
 app.command("eval")(eval.eval_command)
