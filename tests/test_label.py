@@ -192,3 +192,21 @@ def test_ground_task_labels_with_one_category_per_phrase(tmp_path, tiny_sam_dir,
     )
     anns = labeler.label(np.zeros((48, 64, 3), np.uint8), LabelInput(1, "x.jpg", "x.jpg"))
     assert [a["category_id"] for a in anns] == [1, 2] and anns[0]["score"] == pytest.approx(0.9)
+
+
+def test_auto_task_labels_what_automasker_finds(tmp_path, tiny_sam_dir, image_folder):
+    from robosam.automatic import AutoMasker
+    from robosam.io import load_image
+    from robosam.segmenter import Segmenter
+
+    folder, _ = image_folder
+    options = (("points_per_side", 4), ("pred_iou_thresh", 0.0), ("stability_score_thresh", 0.0))
+    task = LabelTask("auto", ModelSpec(str(tiny_sam_dir), device="cpu"), auto_options=options)
+    summary = label(str(folder / "img_0[0-2].jpg"), task, tmp_path / "out", shard_size=2)
+    labels = json.loads((tmp_path / "out" / "labels.json").read_text())
+    direct = AutoMasker(Segmenter(tiny_sam_dir, device="cpu"), **dict(options)).generate(
+        load_image(folder / "img_01.jpg")
+    )
+    mine = [a for a in labels["annotations"] if a["image_id"] == 2]
+    assert summary["done"] == 3 and len(mine) == len(direct) > 0
+    assert [a["segmentation"] for a in mine] == [r["segmentation"] for r in direct.to_coco()]
