@@ -29,7 +29,7 @@ def test_every_preset_has_a_known_family_kind_and_hub_id():
 
 
 def test_kinds_select_presets():
-    assert len(presets_of_kind("segmenter")) == 18
+    assert len(presets_of_kind("segmenter")) == 19  # the 18 SAM presets and MobileSAM
     assert set(presets_of_kind("tracker")) == {
         *(f"sam2{v}-hiera-{s}" for v in ("", ".1") for s in ("tiny", "small", "base-plus", "large")),
         "sam3-tracker",

@@ -21,6 +21,7 @@ from transformers import PreTrainedModel
 # encoder output names per family, in the order transformers returns the features
 FEATURE_NAMES = {
     "sam": ("image_embeddings",),
+    "mobilesam": ("image_embeddings",),
     "sam2": ("high_res_feats_0", "high_res_feats_1", "image_embeddings"),
 }
 DECODER_INPUTS = ("point_coords", "point_labels", "mask_input", "has_mask_input")

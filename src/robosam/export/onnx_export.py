@@ -30,7 +30,7 @@ from robosam.export.manifest import FORMAT, FORMAT_VERSION, LABEL_CODES, MANIFES
 from robosam.io import write_json_atomic
 from robosam.models import LoadedModel, load_model
 
-EXPORTABLE = ("sam", "sam_hq", "sam2")
+EXPORTABLE = ("sam", "sam_hq", "mobilesam", "sam2")
 DTYPES = ("float32", "float16")
 DEFAULT_OPSET = 17
 GRAPHS = {"decoder_multimask": True, "decoder_single": False}

@@ -22,7 +22,7 @@ import torch
 from transformers import PretrainedConfig, PreTrainedModel
 
 from robosam.errors import InputError
-from robosam.models import convert_sam, convert_sam2
+from robosam.models import convert_mobilesam, convert_sam, convert_sam2, convert_sam_hq
 from robosam.models.convert_common import key_list
 from robosam.models.families import FamilyAdapter, default_image_processor, family_of
 
@@ -35,7 +35,7 @@ def load_official_checkpoint(
     video: bool = False,
     overrides: Mapping[str, Any] | None = None,
 ) -> PreTrainedModel:
-    """Load a Meta SAM 1 / SAM 2 / SAM 2.1 checkpoint as a transformers model, eval mode, float32 on CPU.
+    """Load a Meta SAM 1 / SAM 2 / SAM 2.1, SAM-HQ or MobileSAM checkpoint as a model, eval mode, float32 on CPU.
 
     path: ``.pt`` / ``.pth`` (read with ``torch.load(weights_only=True)``) or ``.safetensors``.
     video: SAM 2 only: return ``Sam2VideoModel`` (memory attention, memory encoder and object pointers
@@ -43,14 +43,29 @@ def load_official_checkpoint(
     overrides: nested config fields for what the weights cannot show, e.g.
         ``{"vision_config": {"backbone_config": {"global_attention_blocks": [2]}}}``; rarely needed (see
         ``convert_sam`` / ``convert_sam2``).
-    Returns ``SamModel`` (SAM 1), ``Sam2Model`` or ``Sam2VideoModel`` (SAM 2 / 2.1).
+    Returns ``SamModel`` (SAM 1), ``SamHQModel`` (SAM-HQ), ``MobileSamModel`` (MobileSAM, robosam's TinyViT
+    in a ``SamModel``), ``Sam2Model`` or ``Sam2VideoModel`` (SAM 2 / 2.1).
     Raises ``InputError`` for a missing, truncated or corrupt file, a file that needs pickled code, an
     unknown layout, and any key left unmapped or missing.
     """
     state = read_state_dict(path)
-    if convert_sam.is_sam1(state):
-        if video:
-            raise InputError("video", "False for a SAM 1 checkpoint (SAM 1 has no video model)", video)
+    image_only = {
+        "SAM-HQ": convert_sam_hq.is_sam_hq(state),
+        "SAM 1": convert_sam.is_sam1(state),
+        "MobileSAM": convert_mobilesam.is_mobilesam(state),
+    }
+    if video and any(image_only.values()):
+        name = next(name for name, found in image_only.items() if found)
+        raise InputError("video", f"False for a {name} checkpoint ({name} has no video model)", video)
+    if convert_sam_hq.is_sam_hq(state):
+        config = convert_sam_hq.infer_config(state, overrides)
+        weights, unmapped = convert_sam_hq.convert_state(state)
+        from transformers import SamHQModel as model_class
+    elif convert_mobilesam.is_mobilesam(state):
+        config = convert_mobilesam.infer_config(state, overrides)
+        weights, unmapped = convert_mobilesam.convert_state(state)
+        from robosam.models.families.mobilesam import MobileSamModel as model_class
+    elif convert_sam.is_sam1(state):
         config = convert_sam.infer_config(state, overrides)
         weights, unmapped = convert_sam.convert_state(state)
         from transformers import SamModel as model_class
@@ -64,8 +79,8 @@ def load_official_checkpoint(
     else:
         raise InputError(
             "checkpoint",
-            "a SAM 1 (image_encoder.patch_embed, mask_decoder) or SAM 2 (image_encoder.trunk, sam_mask_decoder) "
-            "state dict",
+            "a SAM 1 / SAM-HQ (image_encoder.patch_embed.proj, mask_decoder), MobileSAM "
+            "(image_encoder.patch_embed.seq) or SAM 2 (image_encoder.trunk, sam_mask_decoder) state dict",
             f"keys {key_list(state)}",
         )
     if unmapped:
@@ -77,8 +92,13 @@ def load_official_checkpoint(
 
 def describe(model: PreTrainedModel) -> str:
     """A short name of the architecture: ``SAM ViT-B``, ``SAM 2 Hiera-T``, or widths and depths."""
-    if model.config.model_type == "sam":
+    model_type = model.config.model_type
+    if model_type == "sam":
         return convert_sam.describe(model.config)
+    if model_type == "sam_hq":
+        return convert_sam_hq.describe(model.config)
+    if model_type == "mobilesam":
+        return convert_mobilesam.describe(model.config)
     return convert_sam2.describe(model.config)
 
 

@@ -208,7 +208,9 @@ def _family_from_folder(path: Path) -> str:
     except (json.JSONDecodeError, OSError) as error:
         raise InputError("model", "a readable config.json", str(config_file), detail=str(error)) from error
     if model_type not in MODEL_TYPE_TO_FAMILY:
-        raise InputError("model", "a SAM-family config (sam, sam_hq, sam2, sam3, edgetam)", model_type)
+        raise InputError(
+            "model", "a SAM-family config (sam, sam_hq, mobilesam, sam2, sam3, edgetam)", model_type
+        )
     return MODEL_TYPE_TO_FAMILY[model_type]
 
 
@@ -232,7 +234,7 @@ def _from_pretrained(
     except OSError as error:
         raise _hub_error(source, error) from error
     # the PIL variant of SAM 1's processor resizes exactly as Meta's code does
-    processor_class = SamImageProcessorPil if family in ("sam", "sam_hq") else AutoImageProcessor
+    processor_class = SamImageProcessorPil if get_adapter(family).padded else AutoImageProcessor
     try:
         image_processor = processor_class.from_pretrained(source, local_files_only=local)
     except (OSError, ValueError):

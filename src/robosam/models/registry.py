@@ -22,8 +22,8 @@ class Preset:
 
     name: robosam's short name (``sam2.1-hiera-tiny``).
     hub_id: Hugging Face repository holding transformers weights.
-    family: adapter key in ``robosam.models.families`` (``sam``, ``sam_hq``, ``sam2``, ``sam3_tracker``,
-        ``edgetam``) for segmenters and trackers; the detector family (``grounding_dino``, ``owlv2``, ``sam3``)
+    family: adapter key in ``robosam.models.families`` (``sam``, ``sam_hq``, ``mobilesam``, ``sam2``,
+        ``sam3_tracker``, ``edgetam``) for segmenters and trackers; the detector family (``grounding_dino``, ``owlv2``, ``sam3``)
         for detectors.
     input_size: side of the square the image encoder sees, in pixels.
     params_m: parameters of the transformers image model in millions (video memory modules not counted;
@@ -59,6 +59,15 @@ PRESETS: dict[str, Preset] = {
         Preset("sam-hq-vit-huge", "syscv-community/sam-hq-vit-huge", "sam_hq", 1024, 642.7, "SAM-HQ, ViT-H"),
         Preset("slimsam-50", "nielsr/slimsam-50-uniform", "sam", 1024, 26.1, "SlimSAM, 50% pruned ViT-B"),
         Preset("slimsam-77", "nielsr/slimsam-77-uniform", "sam", 1024, 9.3, "SlimSAM, 77% pruned ViT-B"),
+        Preset(
+            "mobilesam",
+            "dhkim2810/MobileSAM",
+            "mobilesam",
+            1024,
+            9.8,
+            "MobileSAM, TinyViT-5M encoder + SAM decoder",
+            checkpoint="mobile_sam.pt",
+        ),
         Preset(
             "sam2-hiera-tiny",
             "facebook/sam2-hiera-tiny",

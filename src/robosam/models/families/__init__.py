@@ -17,6 +17,7 @@ from robosam.models.families.base import (
     tensor_nbytes,
 )
 from robosam.models.families.edgetam import EdgeTamAdapter
+from robosam.models.families.mobilesam import MobileSamAdapter
 from robosam.models.families.sam import SamAdapter
 from robosam.models.families.sam2 import Sam2Adapter
 from robosam.models.families.sam3_tracker import Sam3TrackerAdapter
@@ -24,7 +25,14 @@ from robosam.models.families.sam_hq import SamHqAdapter
 
 ADAPTERS: dict[str, type[FamilyAdapter]] = {
     adapter.name: adapter
-    for adapter in (SamAdapter, SamHqAdapter, Sam2Adapter, Sam3TrackerAdapter, EdgeTamAdapter)
+    for adapter in (
+        SamAdapter,
+        SamHqAdapter,
+        Sam2Adapter,
+        Sam3TrackerAdapter,
+        EdgeTamAdapter,
+        MobileSamAdapter,
+    )
 }
 # config.json "model_type" -> robosam family
 MODEL_TYPE_TO_FAMILY: dict[str, str] = {

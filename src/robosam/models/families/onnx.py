@@ -19,8 +19,6 @@ import torch
 from robosam.errors import InputError
 from robosam.export.runtime import OnnxModel, pack_prompts
 from robosam.models.families.base import DecoderOutput, FamilyAdapter
-from robosam.models.families.sam import SamAdapter
-from robosam.models.families.sam2 import Sam2Adapter
 
 
 class OnnxAdapter(FamilyAdapter):
@@ -110,11 +108,14 @@ def _saved_processor(folder: Path, family: str, input_size: int) -> Any:
     """The image processor saved at export, else the family default at ``input_size``."""
     from transformers import AutoImageProcessor, SamImageProcessorPil
 
-    processor_class = SamImageProcessorPil if family in ("sam", "sam_hq") else AutoImageProcessor
+    from robosam.models.families import get_adapter
+
+    family_adapter = get_adapter(family)
+    # the SAM 1 style (padded) families resize with PIL, exactly as Meta's code does
+    processor_class = SamImageProcessorPil if family_adapter.padded else AutoImageProcessor
     try:
         return processor_class.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError):
-        family_adapter = SamAdapter if family in ("sam", "sam_hq") else Sam2Adapter
         return family_adapter.default_image_processor(input_size)
 
 
