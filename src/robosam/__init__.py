@@ -18,6 +18,7 @@ _LAZY = {
     "ModelSpec": ("robosam.models", "ModelSpec"),
     "load_model": ("robosam.models", "load_model"),
     "TextSegmenter": ("robosam.grounding", "TextSegmenter"),
+    "VideoTracker": ("robosam.video", "VideoTracker"),
     "grounding": ("robosam.grounding", None),
     "data": ("robosam.data", None),
     "geometry": ("robosam.geometry", None),

@@ -7,7 +7,22 @@ import sys
 
 import typer
 
-from robosam.cli import auto, bag, convert, eval, export, finetune, grasp, ground, label, models, segment
+from robosam.cli import (
+    auto,
+    bag,
+    bench,
+    convert,
+    eval,
+    export,
+    finetune,
+    grasp,
+    ground,
+    label,
+    models,
+    segment,
+    serve,
+    track,
+)
 from robosam.errors import InputError
 
 app = typer.Typer(
@@ -22,10 +37,13 @@ app.command("segment")(segment.segment)
 app.command("auto")(auto.auto)
 app.command("grasp")(grasp.grasp)
 app.command("ground")(ground.ground)
+app.command("track")(track.track)
 app.command("eval")(eval.eval_command)
 app.command("convert")(convert.convert)
 app.command("export")(export.export)
+app.command("bench")(bench.bench)
 app.command("finetune")(finetune.finetune)
+app.command("serve")(serve.serve)
 app.command("bag")(bag.bag)
 app.command("label")(label.label)
 
