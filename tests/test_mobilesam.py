@@ -235,7 +235,11 @@ def test_onnx_export_runs_like_pytorch(model, image, tmp_path):
     manifest = export_onnx(loaded, tmp_path / "onnx", dtypes=("float32",))
     assert manifest["family"] == "mobilesam"
     exported, reference = Segmenter(str(tmp_path / "onnx"), device="cpu"), Segmenter(loaded, fast_decoder=False)
+    fast = Segmenter(loaded)  # MobileSAM has SAM 1's decoder: the fast decoder serves it
+    assert fast.fast is not None
     ours = exported.decode(exported.embed(image), points=[(500, 375)], labels=[1])
     theirs = reference.decode(reference.embed(image), points=[(500, 375)], labels=[1])
     np.testing.assert_allclose(ours.logits, theirs.logits, atol=1e-4)
     assert (ours.masks == theirs.masks).mean() > 0.999
+    quick = fast.decode(fast.embed(image), points=[(500, 375)], labels=[1])
+    np.testing.assert_allclose(quick.logits, theirs.logits, atol=2e-5)

@@ -126,10 +126,11 @@ class FastSamDecoder:
 
     @staticmethod
     def supports(model: nn.Module) -> bool:
-        """True for transformers' ``SamModel`` (SAM 1, SlimSAM); False for SAM-HQ, SAM 2 and others."""
+        """True for transformers' ``SamModel`` and models built on it with SAM 1's decoder (SAM 1, SlimSAM,
+        MobileSAM); False for SAM-HQ (its HQ token), SAM 2 and others."""
         from transformers import SamModel
 
-        return isinstance(model, SamModel) and getattr(model.config, "model_type", None) == "sam"
+        return isinstance(model, SamModel) and getattr(model.config, "model_type", None) in ("sam", "mobilesam")
 
     def __init__(self, model: nn.Module) -> None:
         if not self.supports(model):
