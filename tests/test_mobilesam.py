@@ -234,7 +234,10 @@ def test_onnx_export_runs_like_pytorch(model, image, tmp_path):
     loaded = load_model(model, device="cpu")
     manifest = export_onnx(loaded, tmp_path / "onnx", dtypes=("float32",))
     assert manifest["family"] == "mobilesam"
-    exported, reference = Segmenter(str(tmp_path / "onnx"), device="cpu"), Segmenter(loaded, fast_decoder=False)
+    exported, reference = (
+        Segmenter(str(tmp_path / "onnx"), device="cpu"),
+        Segmenter(loaded, fast_decoder=False),
+    )
     fast = Segmenter(loaded)  # MobileSAM has SAM 1's decoder: the fast decoder serves it
     assert fast.fast is not None
     ours = exported.decode(exported.embed(image), points=[(500, 375)], labels=[1])

@@ -391,11 +391,15 @@ def test_video_models_track_with_the_live_tracker_and_match_it_frame_by_frame():
     pipeline = PerceptionPipeline(tiny_tracker("sam2"), NodeParameters())
     assert pipeline.frames.tracking
     pipeline.add_objects(boxes=[(5, 8, 27, 26)])
-    outputs = [pipeline.on_image(as_msg(msgs.image_fields(f, "rgb8", header(i)))) for i, f in enumerate(frames)]
+    outputs = [
+        pipeline.on_image(as_msg(msgs.image_fields(f, "rgb8", header(i)))) for i, f in enumerate(frames)
+    ]
     live = tiny_tracker("sam2").stream()
     live.add(obj_id=1, box=np.array([5, 8, 27, 26], np.float32))
     for frame, out in zip(frames, outputs):
         expected = live.step(frame)[1]
         assert out.object_ids == [1]
-        assert (out.tracks[1].mask == expected.mask).all() and out.tracks[1].score == pytest.approx(expected.score)
+        assert (out.tracks[1].mask == expected.mask).all() and out.tracks[1].score == pytest.approx(
+            expected.score
+        )
         assert ((msgs.image_to_array(as_msg(out.label_image)) == 1) == expected.mask).all()

@@ -130,7 +130,10 @@ class FastSamDecoder:
         MobileSAM); False for SAM-HQ (its HQ token), SAM 2 and others."""
         from transformers import SamModel
 
-        return isinstance(model, SamModel) and getattr(model.config, "model_type", None) in ("sam", "mobilesam")
+        return isinstance(model, SamModel) and getattr(model.config, "model_type", None) in (
+            "sam",
+            "mobilesam",
+        )
 
     def __init__(self, model: nn.Module) -> None:
         if not self.supports(model):
