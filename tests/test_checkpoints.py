@@ -338,3 +338,10 @@ def test_load_model_takes_an_official_checkpoint_file(sam1_file):
     loaded = load_model(str(path), device="cpu")
     assert loaded.family == "sam"
     assert type(loaded.model).__name__ == "SamModel"
+
+
+def test_sam2_video_model_from_a_checkpoint_has_real_buffers_and_moves(sam2_file):
+    _, path = sam2_file
+    model = load_official_checkpoint(path, video=True, overrides=SAM2_SMALL_OVERRIDES)
+    assert not [name for name, buffer in model.named_buffers() if buffer.is_meta]
+    model.to(dtype=torch.float64)  # a buffer left on the meta device could not move

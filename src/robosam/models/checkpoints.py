@@ -205,7 +205,7 @@ def assemble(
         ready[key] = tensor.contiguous()
     model.load_state_dict(ready, strict=True, assign=True)
     model.tie_weights()
-    return model.eval()
+    return materialize_buffers(model).eval()
 
 
 def save_converted(model: PreTrainedModel, out_dir: str | os.PathLike[str]) -> Path:
@@ -232,3 +232,26 @@ def save_converted(model: PreTrainedModel, out_dir: str | os.PathLike[str]) -> P
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out
+
+
+def materialize_buffers(model: Any) -> Any:
+    """Give buffers left on the ``meta`` device real values (returns ``model``).
+
+    A model assembled on the meta device and filled with ``load_state_dict(assign=True)`` (as the official
+    checkpoint loader does) keeps its non-persistent buffers there: the rotary frequencies and position ids of
+    the memory attention are in no state dict. They are computed in the constructor, so a copy built without
+    weight initialisation provides them.
+    """
+    missing = [name for name, buffer in model.named_buffers() if buffer.is_meta]
+    if not missing:
+        return model
+    from transformers.initialization import no_init_weights
+
+    with no_init_weights():
+        fresh = type(model)(model.config)
+    for name in missing:
+        owner_name, _, buffer_name = name.rpartition(".")
+        owner = model.get_submodule(owner_name) if owner_name else model
+        persistent = buffer_name not in getattr(owner, "_non_persistent_buffers_set", set())
+        owner.register_buffer(buffer_name, fresh.get_buffer(name), persistent=persistent)
+    return model

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from robosam.errors import InputError
+from robosam.models.checkpoints import materialize_buffers
 
 VIDEO_MODEL_CLASSES = {
     "Sam2VideoModel": "sam2",
@@ -101,29 +102,6 @@ def _load_video_model(
             type(model).__name__,
         )
     return model.eval()
-
-
-def materialize_buffers(model: Any) -> Any:
-    """Give buffers left on the ``meta`` device real values (returns ``model``).
-
-    A model assembled on the meta device and filled with ``load_state_dict(assign=True)`` (as the official
-    checkpoint loader does) keeps its non-persistent buffers there: the rotary frequencies and position ids of
-    the memory attention are in no state dict. They are computed in the constructor, so a copy built without
-    weight initialisation provides them.
-    """
-    missing = [name for name, buffer in model.named_buffers() if buffer.is_meta]
-    if not missing:
-        return model
-    from transformers.initialization import no_init_weights
-
-    with no_init_weights():
-        fresh = type(model)(model.config)
-    for name in missing:
-        owner_name, _, buffer_name = name.rpartition(".")
-        owner = model.get_submodule(owner_name) if owner_name else model
-        persistent = buffer_name not in getattr(owner, "_non_persistent_buffers_set", set())
-        owner.register_buffer(buffer_name, fresh.get_buffer(name), persistent=persistent)
-    return model
 
 
 def _fallback_load(source: Any, device: Any, dtype: Any) -> Any:
