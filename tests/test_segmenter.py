@@ -79,12 +79,28 @@ def test_prompt_coordinates_passed_to_the_model(segmenters, family, expected, rg
     def capture(module, args, kwargs):
         seen["points"] = kwargs["input_points"].clone()
 
+    # transformers' prompt encoder (the fast decoder, where it serves, is fed the same tensor: checked below)
+    transformers_path = Segmenter(seg.loaded, fast_decoder=False)
+    transformers_path.set_image(rgb_image)
     handle = seg.model.prompt_encoder.register_forward_pre_hook(capture, with_kwargs=True)
     try:
-        seg.predict(points=[(100, 60)], labels=[1])
+        transformers_path.predict(points=[(100, 60)], labels=[1])
     finally:
         handle.remove()
     np.testing.assert_allclose(seen["points"][0, 0, 0].numpy(), expected, rtol=1e-6)
+    if seg.fast is not None:
+        fast, fed = seg.fast, {}
+
+        def recording(state, points, labels, boxes, multimask):
+            fed["points"] = points.clone()
+            return fast(state, points, labels, boxes, multimask)
+
+        seg.fast = recording
+        try:
+            seg.predict(points=[(100, 60)], labels=[1])
+        finally:
+            seg.fast = fast
+        np.testing.assert_allclose(fed["points"][0, 0].numpy(), expected, rtol=1e-6)
 
 
 @pytest.mark.parametrize("family", ["sam", "sam2"])
@@ -161,10 +177,14 @@ def test_several_boxes_in_one_decoder_call(segmenters, family, rgb_image):
     seg.set_image(rgb_image)
     calls = []
     handle = seg.model.mask_decoder.register_forward_hook(lambda *a: calls.append(1))
+    fast = seg.fast
+    if fast is not None:  # the fast decoder replaces transformers' module: count its calls instead
+        seg.fast = lambda *args: calls.append(1) or fast(*args)
     try:
         result = seg.predict(box=[(10, 10, 90, 90), (100, 20, 190, 110), (0, 0, 200, 120)], multimask=False)
     finally:
         handle.remove()
+        seg.fast = fast
     assert len(calls) == 1
     assert result.masks.shape == (3, 120, 200)
     assert result.object_ids.tolist() == [0, 1, 2]
