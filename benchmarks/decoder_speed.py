@@ -14,6 +14,7 @@ eager speed-up for one point (transformers' median divided by robosam's).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -66,10 +67,10 @@ def transformers_decode(model: tf.SamModel, embedding: torch.Tensor, prompt: Pro
     return out.pred_masks[0], out.iou_scores[0]
 
 
-def interleaved_medians(
+def interleaved_times(
     runs: dict[str, Callable[[], object]], repeats: int, clock: Callable[[], float]
-) -> dict[str, float]:
-    """Median seconds per run; the order alternates every round and the first round is warm-up."""
+) -> dict[str, list[float]]:
+    """Seconds per call of each run; the order alternates every round and the first round is warm-up."""
     times: dict[str, list[float]] = {name: [] for name in runs}
     names = list(runs)
     for round_ in range(repeats + 1):
@@ -78,7 +79,7 @@ def interleaved_medians(
             runs[name]()
             if round_:
                 times[name].append(clock() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return times
 
 
 def main() -> None:
@@ -105,6 +106,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
 
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     tuned = tune_allocator() if args.tune_allocator else False
     torch.set_grad_enabled(False)
     model = build_model()
@@ -142,7 +144,7 @@ def main() -> None:
     # agreement, and per-prompt latency
     logit_diff = score_diff = 0.0
     min_iou = 1.0
-    medians: dict[str, dict[str, float]] = {}
+    timings: dict[str, dict[str, list[float]]] = {}
     for name, prompt in prompts.items():
         ref_logits, ref_scores = transformers_decode(model, embedding, prompt, mm)
         for fn in [decoder] + ([compiled] if compiled is not None else []):
@@ -158,7 +160,7 @@ def main() -> None:
         }
         if compiled is not None:
             runs["fast compiled"] = lambda p=prompt: compiled(state, *p, mm)
-        medians[name] = interleaved_medians(runs, args.repeats, clock)
+        timings[name] = interleaved_times(runs, args.repeats, clock)
 
     # many single-point prompts, decoded in chunks
     points = torch.rand(args.prompts, 1, 2, generator=g) * 1024
@@ -185,25 +187,35 @@ def main() -> None:
                 sides[side](chunk)
                 totals[side][chunk].append(clock() - start)
 
-    columns = list(next(iter(medians.values())))
+    columns = list(next(iter(timings.values())))
+    medians = {name: {c: statistics.median(v) for c, v in row.items()} for name, row in timings.items()}
     print(
         f"SAM ViT-B prompt encoder + mask decoder, random weights, {torch.get_num_threads()} threads, "
         f"{args.clock} clock, multimask={mm}, glibc allocator tuned: {'yes' if tuned else 'no'}"
     )
     print(f"FastSamDecoder.prepare (once per image): {prepare_s * 1e3:.1f} ms")
-    print(f"per prompt, median of {args.repeats} (" + " | ".join(columns) + "):")
-    for name, row in medians.items():
-        print(f"  {name:9s} " + " | ".join(f"{row[c] * 1e3:7.1f} ms" for c in columns))
+    print(f"per prompt, median (min) of {args.repeats} (" + " | ".join(columns) + "):")
+    for name, row in timings.items():
+        cells = [f"{statistics.median(row[c]) * 1e3:7.1f} ({min(row[c]) * 1e3:.1f}) ms" for c in columns]
+        print(f"  {name:9s} " + " | ".join(cells))
     if compile_s:
         print("torch.compile first call: " + ", ".join(f"{n} {s:.1f} s" for n, s in compile_s.items()))
-    print(f"{args.prompts} single-point prompts, best chunk size (median of {args.rounds} rounds):")
+    print(f"{args.prompts} single-point prompts, best chunk size (median (min) of {args.rounds} rounds):")
     for side, per_chunk in totals.items():
         best = min(per_chunk, key=lambda c: statistics.median(per_chunk[c]))
         detail = ", ".join(f"{c}: {statistics.median(v):.2f} s" for c, v in per_chunk.items())
-        print(f"  {side:13s} {statistics.median(per_chunk[best]):6.2f} s (chunk {best}; {detail})")
+        fastest = min(per_chunk[best])
+        print(
+            f"  {side:13s} {statistics.median(per_chunk[best]):6.2f} ({fastest:.2f}) s (chunk {best}; {detail})"
+        )
     print(
         f"agreement with transformers: max |logit diff| {logit_diff:.1e}, max |score diff| {score_diff:.1e}, "
         f"min mask IoU {min_iou:.4f}"
+    )
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"load average {load_before:.1f} at start, {load:.1f} at end on {os.cpu_count()} CPUs (other jobs "
+        "inflate medians, most with several threads; min and --threads 1 --clock cpu are steadier)"
     )
     one = medians["1 point"]
     print(f"fast decoder speed-up (1 point, eager): {one['transformers'] / one['fast eager']:.1f}x")

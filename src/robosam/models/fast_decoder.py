@@ -100,6 +100,18 @@ class FastImageState:
     width: int
 
 
+def _affine(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """x (O, R, a) @ weight (a, b) + bias, bias (b,) or per row (R, b) shared by the O objects."""
+    if bias.dim() == 1:
+        return torch.addmm(bias, x.reshape(-1, x.shape[-1]), weight).view(*x.shape[:-1], -1)
+    return torch.baddbmm(bias, x, weight.expand(x.shape[0], -1, -1))
+
+
+def _out_proj(attn: nn.Module) -> nn.Linear:
+    """SamAttention.out_proj / Sam2Attention.o_proj."""
+    return attn.o_proj if hasattr(attn, "o_proj") else attn.out_proj
+
+
 def _project_heads(x: Tensor, proj: nn.Linear, heads: int) -> Tensor:
     """(N, C) -> projection (H, d, N), transposed per head."""
     return _linear(x, proj).view(x.shape[0], heads, -1).permute(1, 2, 0).contiguous()
@@ -246,7 +258,7 @@ class FastSamDecoder:
         v = _split_heads(_linear(value, attn.v_proj), heads)
         weights = torch.softmax((q * attn.scaling) @ k.transpose(2, 3), dim=-1)
         out = (weights @ v).transpose(1, 2).flatten(2)
-        return _linear(out, attn.out_proj)
+        return _linear(out, _out_proj(attn))
 
     @staticmethod
     def _token_to_image(attn: nn.Module, query: Tensor, keys: Tensor, pe_keys: Tensor) -> Tensor:
@@ -267,7 +279,7 @@ class FastSamDecoder:
         mixed = mixed.view(o, heads, t, channels).transpose(0, 1).reshape(heads, o * t, channels)
         value_weight = attn.v_proj.weight.view(heads, head_dim, channels).transpose(1, 2)
         out = torch.baddbmm(attn.v_proj.bias.view(heads, 1, head_dim), mixed, value_weight)  # (H, O*T, d)
-        return _linear(out.view(heads, o, t, head_dim).permute(1, 2, 0, 3).reshape(o, t, -1), attn.out_proj)
+        return _linear(out.view(heads, o, t, head_dim).permute(1, 2, 0, 3).reshape(o, t, -1), _out_proj(attn))
 
     @staticmethod
     def _image_to_token_side(attn: nn.Module, tokens: Tensor, tokens_pe: Tensor) -> tuple[Tensor, Tensor]:
@@ -281,8 +293,9 @@ class FastSamDecoder:
         o, _, channels = tokens.shape
         k = _heads_first(_linear(tokens_pe, attn.k_proj) * attn.scaling, heads)
         v = _heads_first(_linear(tokens, attn.v_proj), heads)  # (H, O*T, d)
-        out_weight = attn.out_proj.weight.view(channels, heads, -1).permute(1, 2, 0)  # (H, d, C)
-        return k, _objects_first(torch.baddbmm(attn.out_proj.bias / heads, v, out_weight), o)
+        out_proj = _out_proj(attn)
+        out_weight = out_proj.weight.view(channels, heads, -1).permute(1, 2, 0)  # (H, d, C)
+        return k, _objects_first(torch.baddbmm(out_proj.bias / heads, v, out_weight), o)
 
     # ---------------------------------------------------------------- forward
 
@@ -298,6 +311,23 @@ class FastSamDecoder:
         decoder = self.mask_decoder
         transformer = decoder.transformer
         tokens = self._tokens(points, labels, boxes)  # also the tokens' positional embedding
+        q, keys = self._two_way_transformer(state, tokens)
+
+        # final attention and heads, for the returned output tokens only
+        mask_ids = list(range(1, decoder.num_mask_tokens)) if multimask else [0]
+        rows = [0] + [1 + i for i in mask_ids]
+        q, pe_rows = q[:, rows], tokens[:, rows]
+        final = transformer.final_attn_token_to_image
+        q = q + self._token_to_image(final, q + pe_rows, keys, state.pe_t2i_keys[-1])
+        q = _layer_norm(q, transformer.layer_norm_final_attn)
+        scores = decoder.iou_prediction_head(q[:, 0])[:, mask_ids]
+        mlps = decoder.output_hypernetworks_mlps
+        hyper = torch.stack([mlps[i](q[:, 1 + j]) for j, i in enumerate(mask_ids)], dim=1)  # (O, K, C / 8)
+        return self._upscale_masks(keys, hyper, state), scores
+
+    def _two_way_transformer(self, state: FastImageState, tokens: Tensor) -> tuple[Tensor, Tensor]:
+        """The two-way layers (not the final attention): tokens (O, T, C) -> tokens (O, T, C), image (O, N, C)."""
+        transformer = self.mask_decoder.transformer
         o, t, channels = tokens.shape
         n = state.keys.shape[0]
 
@@ -308,7 +338,7 @@ class FastSamDecoder:
         heads = t2i.num_attention_heads
         query = _heads_first(_linear(q + tokens, t2i.q_proj) * t2i.scaling, heads)  # (H, O*T, d)
         out = torch.softmax(query @ state.t2i_keys, dim=-1) @ state.t2i_values  # (H, O*T, d)
-        out = _linear(out.view(heads, o, t, -1).permute(1, 2, 0, 3).reshape(o, t, -1), t2i.out_proj)
+        out = _linear(out.view(heads, o, t, -1).permute(1, 2, 0, 3).reshape(o, t, -1), _out_proj(t2i))
         q = _layer_norm(q + out, layer.layer_norm2)
         q = _layer_norm(q + layer.mlp(q), layer.layer_norm3)
         i2t = layer.cross_attn_image_to_token
@@ -337,18 +367,13 @@ class FastSamDecoder:
             weights = _softmax_over_tokens(logits.view(o, heads, t, n)).view(o, -1, n)
             keys = torch.baddbmm(keys, weights.transpose(1, 2), values)
             keys = _layer_norm(keys, layer.layer_norm4)
+        return q, keys
 
-        # final attention and heads, for the returned output tokens only
-        mask_ids = list(range(1, decoder.num_mask_tokens)) if multimask else [0]
-        rows = [0] + [1 + i for i in mask_ids]
-        q, pe_rows = q[:, rows], tokens[:, rows]
-        final = transformer.final_attn_token_to_image
-        q = q + self._token_to_image(final, q + pe_rows, keys, state.pe_t2i_keys[-1])
-        q = _layer_norm(q, transformer.layer_norm_final_attn)
-        scores = decoder.iou_prediction_head(q[:, 0])[:, mask_ids]
-        mlps = decoder.output_hypernetworks_mlps
-        hyper = torch.stack([mlps[i](q[:, 1 + j]) for j, i in enumerate(mask_ids)], dim=1)  # (O, K, C / 8)
-        return self._upscale_masks(keys, hyper, state), scores
+    def _upscale_biases(self, state: FastImageState) -> tuple[Tensor, Tensor]:
+        """What the two transposed convolutions' GEMMs add: (4 C/4,) and (4 C/8,), one per (sub-pixel,
+        channel); SAM 2 adds per-pixel features, (N, 4 C/4) and (4 N, 4 C/8)."""
+        decoder = self.mask_decoder
+        return decoder.upscale_conv1.bias.repeat(4), decoder.upscale_conv2.bias.repeat(4)
 
     def _upscale_masks(self, keys: Tensor, hyper: Tensor, state: FastImageState) -> Tensor:
         """keys (O, N, C), hyper (O, K, C/8) -> mask logits (O, K, 4h, 4w).
@@ -361,11 +386,11 @@ class FastSamDecoder:
         o, n, channels = keys.shape
         mid, low = conv1.out_channels, conv2.out_channels
         weight1 = conv1.weight.permute(0, 2, 3, 1).reshape(channels, 4 * mid)  # (C_in, dy*dx*C_out)
-        x = torch.addmm(conv1.bias.repeat(4), keys.reshape(o * n, channels), weight1)
-        x = F.layer_norm(x.view(o * n * 4, mid), (mid,), norm.weight, norm.bias, norm.eps)
-        x = decoder.activation(x)
         weight2 = conv2.weight.permute(0, 2, 3, 1).reshape(mid, 4 * low)
-        x = decoder.activation(torch.addmm(conv2.bias.repeat(4), x, weight2))  # cols (ey, ex, C/8)
+        bias1, bias2 = self._upscale_biases(state)
+        x = _affine(keys, weight1, bias1)  # (O, N, 4 C/4), cols (dy, dx, C/4)
+        x = F.layer_norm(x.view(o, n * 4, mid), (mid,), norm.weight, norm.bias, norm.eps)
+        x = decoder.activation(_affine(decoder.activation(x), weight2, bias2))  # cols (ey, ex, C/8)
         masks = hyper @ x.view(o, n * 16, low).transpose(1, 2)  # (O, K, y*x*dy*dx*ey*ex)
         masks = masks.view(o * hyper.shape[1], -1)[:, state.mask_order]
         return masks.view(o, hyper.shape[1], 4 * state.height, 4 * state.width)
