@@ -27,6 +27,7 @@ import httpx
 import numpy as np
 
 from robosam.io import load_image
+from robosam.runtime import share_cores
 from robosam.segmenter import Segmenter
 
 REPO = Path(__file__).resolve().parents[1]
@@ -213,6 +214,8 @@ def main() -> None:
     parser.add_argument("--image", type=Path, default=REPO / "examples" / "truck.jpg")
     args = parser.parse_args()
     seconds = min(max(args.duration, 1.0), 120.0)
+    # the server shares the cores among its workers (robosam serve's default); the loop gets the same share
+    torch_threads = share_cores(args.workers)
 
     truck = load_image(args.image)
     images = [truck, np.ascontiguousarray(truck[:, ::-1])]
@@ -263,7 +266,7 @@ def main() -> None:
         f"{'3 masks' if args.multimask else '1 mask'} per prompt, {args.clients} clients, {seconds:.0f} s each in {args.rounds} interleaved rounds"
     )
     print(
-        f"in-process loop ({args.workers} threads): {library_rate:.1f} prompts/s, p50 {percentile(library_lat, 50) * 1e3:.1f} ms, "
+        f"in-process loop ({args.workers} threads x {torch_threads} torch threads, as the server): {library_rate:.1f} prompts/s, p50 {percentile(library_lat, 50) * 1e3:.1f} ms, "
         f"p99 {percentile(library_lat, 99) * 1e3:.1f} ms"
     )
     for mode, (rate, latency, health, errors) in results.items():

@@ -11,7 +11,7 @@ from pycocotools import mask as coco_mask
 
 from robosam.cache import EmbeddingCache
 from robosam.errors import InputError
-from robosam.masks import decode_rle, encode_rle, mask_to_box, upscale_logits
+from robosam.masks import decode_rle, encode_rle, encode_rles_with_stats, mask_to_box, upscale_logits
 from robosam.results import MaskResult
 
 
@@ -38,6 +38,28 @@ def test_mask_to_box_and_empty_mask():
     boxes = mask_to_box(masks)
     assert boxes[0].tolist() == [3, 2, 8, 4]  # last foreground column 8, row 4 (inclusive)
     assert boxes[1].tolist() == [0, 0, 0, 0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 40), st.integers(1, 40), st.floats(0.0, 0.3), st.integers(0, 2**31))
+def test_rles_with_stats_equal_pixel_counts_and_tight_boxes(count, height, width, density, seed):
+    """Areas and boxes read from the run lengths equal numpy's pixel sums and first/last foreground rows and
+    columns (empty masks included); each RLE equals pycocotools' encoding of that mask alone."""
+    masks = np.random.default_rng(seed).random((count, height, width)) < density
+    rles, areas, boxes = encode_rles_with_stats(masks)
+    np.testing.assert_array_equal(areas, masks.sum(axis=(1, 2)))
+    for mask, rle, box in zip(masks, rles, boxes):
+        expected = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
+        assert rle == {"size": [height, width], "counts": expected["counts"].decode("ascii")}
+        ys, xs = np.nonzero(mask)
+        np.testing.assert_array_equal(
+            box, [xs.min(), ys.min(), xs.max(), ys.max()] if ys.size else [0, 0, 0, 0]
+        )
+
+
+def test_rles_with_stats_refuses_a_single_mask():
+    with pytest.raises(InputError, match="masks"):
+        encode_rles_with_stats(np.zeros((4, 4), bool))
 
 
 @pytest.mark.parametrize(("out_hw", "padded"), [((150, 250), True), ((1200, 1800), True), ((37, 61), False)])

@@ -97,6 +97,7 @@ def test_live_video_session(tmp_path, rgb_image):
 def test_cli_rejects_bad_options_before_loading():
     assert run_cli(["serve", "--port", "70000"]) == 2
     assert run_cli(["serve", "--max-upload-mb", "0"]) == 2
+    assert run_cli(["serve", "--torch-threads", "-1"]) == 2
 
 
 def test_cli_serves_until_stopped(tiny_sam_dir):
@@ -116,6 +117,10 @@ def test_cli_serves_until_stopped(tiny_sam_dir):
         str(port),
         "--api-key",
         "k",
+        "--workers",
+        "2",
+        "--torch-threads",
+        "1",
     ]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -137,4 +142,5 @@ def test_cli_serves_until_stopped(tiny_sam_dir):
     finally:
         process.terminate()
         process.wait(timeout=30)
-    assert f"127.0.0.1:{port}" in process.stdout.read().decode()
+    banner = " ".join(process.stdout.read().decode().split())  # rich wraps lines
+    assert f"127.0.0.1:{port}" in banner and "2 workers x 1 torch threads" in banner

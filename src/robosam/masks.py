@@ -21,6 +21,32 @@ def encode_rle(mask: np.ndarray) -> dict[str, Any]:
     return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
 
 
+def encode_rles_with_stats(masks: np.ndarray) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
+    """Masks (N, H, W) bool to COCO RLEs in one pycocotools call, with their areas and boxes.
+
+    Area and box come from the run lengths (no further pass over the pixels). Returns the JSON-ready RLEs,
+    areas (N,) int64 and boxes (N, 4) float32 ``(x1, y1, x2, y2)`` inclusive, as ``mask_to_box`` gives
+    (zeros for an empty mask).
+    """
+    if masks.ndim != 3:
+        raise InputError("masks", "a (N, H, W) bool array", getattr(masks, "shape", masks))
+    if masks.shape[0] == 0:
+        return [], np.zeros(0, dtype=np.int64), np.zeros((0, 4), dtype=np.float32)
+    pixels = masks.view(np.uint8) if masks.dtype == np.bool_ else (masks != 0).view(np.uint8)
+    encoded = coco_mask.encode(np.asfortranarray(pixels.transpose(1, 2, 0)))
+    areas = coco_mask.area(encoded).astype(np.int64)
+    xywh = coco_mask.toBbox(encoded).astype(np.float32)  # w, h count pixels: x2 = x + w - 1
+    boxes = np.zeros((len(encoded), 4), dtype=np.float32)
+    present = areas > 0
+    boxes[present, :2] = xywh[present, :2]
+    boxes[present, 2:] = xywh[present, :2] + xywh[present, 2:] - 1
+    rles = [
+        {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
+        for rle in encoded
+    ]
+    return rles, areas, boxes
+
+
 def decode_rle(rle: dict[str, Any]) -> np.ndarray:
     """COCO RLE (compressed string/bytes counts, or uncompressed list counts) to bool (H, W)."""
     if not isinstance(rle, dict) or "size" not in rle or "counts" not in rle:

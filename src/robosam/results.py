@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from robosam.errors import InputError
-from robosam.masks import box_to_xywh, decode_rle, encode_rle, mask_to_box
+from robosam.masks import box_to_xywh, decode_rle, encode_rle, encode_rles_with_stats, mask_to_box
 
 
 @dataclass
@@ -98,14 +98,10 @@ class MaskResult:
 
     def to_coco(self) -> list[dict[str, Any]]:
         """One dict per mask: ``segmentation`` (COCO RLE), ``bbox`` (x, y, w, h), ``area``, ``score``."""
+        rles, areas, boxes = encode_rles_with_stats(self._require_masks())
         return [
-            {
-                "segmentation": encode_rle(mask),
-                "bbox": box_to_xywh(box),
-                "area": int(area),
-                "score": float(score),
-            }
-            for mask, score, box, area in zip(self._require_masks(), self.scores, self.boxes, self.areas)
+            {"segmentation": rle, "bbox": box_to_xywh(box), "area": int(area), "score": float(score)}
+            for rle, score, box, area in zip(rles, self.scores, boxes, areas)
         ]
 
     def to_dict(self) -> dict[str, Any]:

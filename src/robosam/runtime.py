@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
+import os
 import platform
 import threading
+from collections.abc import Iterator
 
 # glibc mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
@@ -46,3 +49,33 @@ def tune_allocator() -> bool:
         ok = mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD_BYTES) == 1 and ok
         _tuned = ok
         return ok
+
+
+def share_cores(workers: int, threads_per_worker: int | None = None) -> int:
+    """Give each of ``workers`` threads that run models at once its share of the CPU cores.
+
+    torch's intra-op pool defaults to every core for each calling thread, so two worker threads on two
+    cores run four busy threads that spin and preempt each other (measured with ``benchmarks/serve_load.py``:
+    a quarter of the throughput lost on 2 cores). Sets ``torch.set_num_threads`` process-wide to
+    ``threads_per_worker`` (default: cores // workers, at least 1) and returns it; for processes that exist
+    to serve (``robosam serve``), not for libraries.
+    """
+    import torch
+
+    if threads_per_worker is None:
+        threads_per_worker = max(1, (os.cpu_count() or 1) // max(1, workers))
+    torch.set_num_threads(threads_per_worker)
+    return threads_per_worker
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[int]:
+    """torch's intra-op thread count set to ``count`` (at least 1) inside the block, restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(count)))
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)

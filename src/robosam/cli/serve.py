@@ -41,6 +41,10 @@ def serve(
     ] = 1800.0,
     max_queue: Annotated[int, typer.Option("--max-queue", help="Model jobs admitted before 503.")] = 64,
     workers: Annotated[int, typer.Option("--workers", help="Threads running the model.")] = 2,
+    torch_threads: Annotated[
+        int,
+        typer.Option("--torch-threads", help="torch threads per worker on CPU (0: cores / workers)."),
+    ] = 0,
     micro_batch: Annotated[
         str, typer.Option("--micro-batch", help="Gather decoder calls: auto (on for CUDA), on, off.")
     ] = "auto",
@@ -53,6 +57,8 @@ def serve(
     """
     if not 0 <= port <= 65535:
         raise InputError("--port", "a TCP port in 0..65535", port)
+    if torch_threads < 0:
+        raise InputError("--torch-threads", "0 (cores / workers) or a positive count", torch_threads)
     if max_upload_mb <= 0:
         raise InputError("--max-upload-mb", "a positive size", max_upload_mb)
     try:
@@ -64,6 +70,7 @@ def serve(
             "robosam serve", "the serve extra (pip install robosam[serve])", str(error)
         ) from None
     from robosam.cli.options import spinner
+    from robosam.runtime import share_cores
 
     config = ServeConfig(
         model=model,
@@ -80,12 +87,14 @@ def serve(
         workers=workers,
         micro_batch=micro_batch,
     )
+    threads = share_cores(workers, torch_threads or None)
     with spinner(f"loading {model}"):
         app = create_app(config)
     engine = app.state.engine
     console.print(
         f"serving {engine.source} ({engine.segmenter.adapter.name}) on {engine.device}: "
-        f"http://{host}:{port}/ (API docs at /docs), micro-batching {'on' if engine.batcher else 'off'}"
+        f"http://{host}:{port}/ (API docs at /docs), micro-batching {'on' if engine.batcher else 'off'}, "
+        f"{workers} workers x {threads} torch threads"
     )
     if host not in LOOPBACK and api_key is None:
         console.print(f"warning: listening on {host} without --api-key: anyone who can reach it may use it")

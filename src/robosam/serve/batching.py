@@ -40,7 +40,7 @@ def result_body(image_id: str, image_hw: tuple[int, int], result: MaskResult, lo
     """The JSON body of a ``MaskResult``: COCO RLE masks, scores, xyxy boxes, timings (``SegmentResponse``)."""
     if len(result):
         body = result.to_dict()
-        boxes = result.boxes.astype(float).tolist()
+        boxes = [[x, y, x + w, y + h] for x, y, w, h in (record["bbox"] for record in body["masks"])]
     else:  # MaskResult.to_dict needs at least one mask
         body, boxes = {"masks": [], "timings": dict(result.timings)}, []
     if logits:
