@@ -67,6 +67,28 @@ def test_local_run_labels_every_image_and_records_the_corrupt_one(tmp_path, tiny
     assert manifest["inputs"] == 21 and {e["status"] for e in manifest["images"]} == {"done", "failed"}
 
 
+def test_prefetch_leaves_one_core_to_decoding_and_restores_torch_threads(
+    tmp_path, tiny_sam_dir, image_folder
+):
+    import torch
+
+    folder, boxes_file = image_folder
+    task = boxes_task(tiny_sam_dir, boxes_file)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        during = {}
+        for prefetch in (4, 0):
+            seen: set[int] = set()
+            label(str(folder), task, tmp_path / f"p{prefetch}", shard_size=8, prefetch=prefetch,
+                  on_image=lambda _, seen=seen: seen.add(torch.get_num_threads()))  # fmt: skip
+            during[prefetch] = seen
+            assert torch.get_num_threads() == 2
+        assert during == {4: {1}, 0: {2}}
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_ray_engine_gives_the_same_labels(tmp_path, tiny_sam_dir, image_folder):
     require_peer("ray")
     folder, boxes_file = image_folder
@@ -106,7 +128,8 @@ def test_a_killed_run_resumes_to_the_same_result(tmp_path, tiny_sam_dir, image_f
     after = {p.name: p.stat().st_mtime_ns for p in (out / "shards").glob("shard-*.json")}
     assert len(after) == 21 and all(after[name] == mtime for name, mtime in before.items())  # not redone
     clean = tmp_path / "clean"
-    label(str(folder), boxes_task(tiny_sam_dir, boxes_file), clean, shard_size=1)
+    # same engine settings as the killed run (prefetch changes the model's thread count, hence float order)
+    label(str(folder), boxes_task(tiny_sam_dir, boxes_file), clean, shard_size=1, prefetch=0)
     assert json.loads((out / "labels.json").read_text()) == json.loads((clean / "labels.json").read_text())
 
 

@@ -50,9 +50,22 @@ def run_local(
     task: LabelTask, shards: list[Shard], out: Path, prefetch: int = 8,
     on_image: Callable[[int], None] | None = None,
 ) -> None:  # fmt: skip
-    """Label ``shards`` with one model replica; ``on_image`` gets the number of images finished per shard."""
+    """Label ``shards`` with one model replica; ``on_image`` gets the number of images finished per shard.
+
+    With prefetch on a CPU model, the model runs on one core fewer than torch would take, leaving that core
+    to the decoding thread: both stages then run at once instead of preempting each other.
+    """
+    import torch
+
+    from robosam.models.loading import resolve_device
+    from robosam.runtime import torch_threads
+
     labeler = task.build()
-    for shard, images in prefetched(shards, prefetch):
-        label_shard(labeler, shard, images, out)
-        if on_image is not None:
-            on_image(len(shard.items))
+    threads = torch.get_num_threads()
+    if prefetch > 0 and resolve_device(task.model.device).type == "cpu" and threads > 1:
+        threads -= 1
+    with torch_threads(threads):
+        for shard, images in prefetched(shards, prefetch):
+            label_shard(labeler, shard, images, out)
+            if on_image is not None:
+                on_image(len(shard.items))
