@@ -195,9 +195,13 @@ def test_model_spec_pickles_and_a_worker_process_loads_the_same_model(tiny_model
 
 def test_tracker_kind_loads_the_families_video_model(tiny_model_dirs):
     from robosam.models import load_model
+    from robosam.models.loading import MissingWeightsWarning
 
-    loaded = load_model(tiny_model_dirs["sam2"], device="cpu", kind="tracker")
+    # an image model's folder has the video model's class but not its memory weights: said, not hidden
+    with pytest.warns(MissingWeightsWarning, match=r"lacks \d+ weights of Sam2VideoModel \(.*memory"):
+        loaded = load_model(tiny_model_dirs["sam2"], device="cpu", kind="tracker")
     assert type(loaded.model).__name__ == "Sam2VideoModel" and loaded.kind == "tracker"
+    assert any(name.startswith("memory_attention.") for name in loaded.missing_weights)
     with pytest.raises(InputError, match="^model: expected a family with a video model"):
         load_model(tiny_model_dirs["sam"], device="cpu", kind="tracker")
     with pytest.raises(InputError, match="^kind:"):

@@ -4,7 +4,10 @@
 history and the settings, written atomically (a kill leaves the previous epoch's file). It is read with
 ``torch.load(weights_only=True)``: tensors and plain values only, everything else as JSON text.
 ``OUT/best/``: ``save_pretrained`` of the model (LoRA merged) and its image processor, plus
-``robosam_finetune.json`` (epoch, validation mIoU); replaced as a whole, so it is always one complete model.
+``robosam_finetune.json`` (epoch, validation mIoU, whether it tracks); replaced as a whole, so it is always
+one complete model. Fine-tuned from a video checkpoint (SAM 2 / 2.1, SAM 3 tracker, EdgeTAM), the folder is
+the video model: the trained tensors grafted onto the base's memory weights (``tracker_weights``), so it
+loads as a segmenter and as a tracker.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@
 
 1. open the datasets and hold out the validation images (``--val`` or ``--val-split``, whole DAVIS sequences);
 2. load the model, freeze everything but the prompt encoder and mask decoder (or add LoRA to the decoder);
+   for a family with a video model, keep the base's video-only weights, so ``OUT/best/`` also tracks;
 3. embed every image once into the disk store (images stored by an earlier run, or an interrupted one, are
    read back instead), and turn each training image's masks into low-resolution targets;
 4. score the untouched model on the validation images (the "before" mIoU);
@@ -53,6 +54,7 @@ from robosam.finetune.sampling import (
     sample_point,
 )
 from robosam.finetune.store import EmbeddingStore, model_key
+from robosam.finetune.tracker_weights import TrackerWeights
 from robosam.finetune.validation import StoredPredictor, validate
 
 ENCODE_BATCH = 4
@@ -310,6 +312,7 @@ class Finetuner:
                 detail="; ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in mismatch.items()),
             )
         self.segmenter = self._load_model()
+        self.tracker_weights = TrackerWeights.of_base(config.model, self.segmenter.model)
         self.store = EmbeddingStore(config.cache_path, model_key(self.segmenter.adapter))
         self.trainable = self._make_trainable(self.segmenter.model)
         self.optimizer = torch.optim.AdamW(
@@ -442,12 +445,16 @@ class Finetuner:
         segmenter = self.segmenter
         model = segmenter.model
         state = merged_state_dict(model) if self.config.lora is not None else None
+        if self.tracker_weights is not None:  # saved as the video model: it loads as a tracker too
+            state = self.tracker_weights.graft(state if state is not None else model.state_dict())
+            model = self.tracker_weights.shell()
         info = {
             "epoch": epoch,
             "val": scores,
             "base_model": self.config.model,
             "prompts": self.config.prompts,
             "lora": self.config.lora,
+            "tracker": self.tracker_weights is not None,
         }
         save_model_folder(
             model, segmenter.adapter.image_processor, self.best_dir, state_dict=state, info=info

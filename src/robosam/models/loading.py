@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,12 +57,15 @@ class LoadedModel:
     """A model ready for the tasks: the transformers module, its family adapter and where it came from.
 
     kind: ``segmenter`` (image model) or ``tracker`` (video model of the same family).
+    missing_weights: names of the model's tensors its checkpoint lacked (left at random initialisation; a
+        tracker loaded from an image-only folder lacks the memory modules). Loading warns when not empty.
     """
 
     model: PreTrainedModel
     adapter: FamilyAdapter
     source: str
     kind: str = "segmenter"
+    missing_weights: tuple[str, ...] = ()
 
     @property
     def family(self) -> str:
@@ -112,16 +116,16 @@ def load_model(
         return _load_onnx_folder(os.fspath(name_or_path), device, dtype, kind)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype)
-    image_processor = None
+    image_processor, missing = None, ()
     if isinstance(name_or_path, PreTrainedModel):
         model, source = name_or_path, type(name_or_path).__name__
         family = family_of(model)
     else:
         source = os.fspath(name_or_path)
-        model, family, image_processor = _load_from_source(source, video=kind == "tracker")
+        model, family, image_processor, missing = _load_from_source(source, video=kind == "tracker")
     model = model.to(device=torch_device, dtype=torch_dtype).eval()
     adapter = get_adapter(family)(model, image_processor)
-    return LoadedModel(model=model, adapter=adapter, source=source, kind=kind)
+    return LoadedModel(model=model, adapter=adapter, source=source, kind=kind, missing_weights=missing)
 
 
 def _is_onnx_folder(source: str | os.PathLike) -> bool:
@@ -143,7 +147,10 @@ def _load_onnx_folder(source: str, device: str | torch.device, dtype: Any, kind:
     return LoadedModel(model=adapter.model, adapter=adapter, source=source, kind=kind)
 
 
-def _load_from_source(source: str, video: bool) -> tuple[PreTrainedModel, str, Any]:
+Loaded = tuple[PreTrainedModel, str, Any, tuple[str, ...]]  # model, family, image processor, missing weights
+
+
+def _load_from_source(source: str, video: bool) -> Loaded:
     path = Path(source).expanduser()
     kind = "tracker" if video else "segmenter"
     if path.is_dir():
@@ -155,7 +162,7 @@ def _load_from_source(source: str, video: bool) -> tuple[PreTrainedModel, str, A
                 "model", f"a model folder or a checkpoint file ({', '.join(CHECKPOINT_SUFFIXES)})", source
             )
         model = load_official_checkpoint(path, video=video)
-        return model, family_of(model), None
+        return model, family_of(model), None, ()
     presets = presets_of_kind(kind)
     if source in presets:
         return _from_preset(presets[source], video)
@@ -174,7 +181,7 @@ def _load_from_source(source: str, video: bool) -> tuple[PreTrainedModel, str, A
     return _from_pretrained(_family_from_hub(source), source, local=False, video=video)
 
 
-def _from_preset(preset: Preset, video: bool) -> tuple[PreTrainedModel, str, Any]:
+def _from_preset(preset: Preset, video: bool) -> Loaded:
     """Transformers weights from the preset's hub repository, or else its official Meta checkpoint."""
     if not preset.checkpoint or _hub_has_file(preset.hub_id, "config.json"):
         return _from_pretrained(preset.family, preset.hub_id, local=False, video=video)
@@ -185,7 +192,7 @@ def _from_preset(preset: Preset, video: bool) -> tuple[PreTrainedModel, str, Any
     except Exception as error:  # noqa: BLE001 - any hub failure means the same to the user
         raise _hub_error(preset.hub_id, error) from error
     model = load_official_checkpoint(checkpoint, video=video)
-    return model, family_of(model), None
+    return model, family_of(model), None, ()
 
 
 def _hub_has_file(hub_id: str, filename: str) -> bool:
@@ -224,22 +231,39 @@ def _family_from_hub(hub_id: str) -> str:
     return _family_from_folder(Path(config_file).parent)
 
 
-def _from_pretrained(
-    family: str, source: str, *, local: bool, video: bool = False
-) -> tuple[PreTrainedModel, str, Any]:
+def _from_pretrained(family: str, source: str, *, local: bool, video: bool = False) -> Loaded:
     from transformers import AutoImageProcessor, SamImageProcessorPil
 
+    model_class = get_adapter(family).model_class(video=video)
     try:
-        model = get_adapter(family).model_class(video=video).from_pretrained(source, local_files_only=local)
+        model, info = model_class.from_pretrained(source, local_files_only=local, output_loading_info=True)
     except OSError as error:
         raise _hub_error(source, error) from error
+    missing = tuple(sorted(info.get("missing_keys", ())))
+    if missing:
+        message = missing_weights_message(source, model_class.__name__, missing)
+        warnings.warn(MissingWeightsWarning(message), stacklevel=4)  # load_model's caller
     # the PIL variant of SAM 1's processor resizes exactly as Meta's code does
     processor_class = SamImageProcessorPil if get_adapter(family).padded else AutoImageProcessor
     try:
         image_processor = processor_class.from_pretrained(source, local_files_only=local)
     except (OSError, ValueError):
         image_processor = None  # fall back to the family default at the model's own input size
-    return model, family, image_processor
+    return model, family, image_processor, missing
+
+
+class MissingWeightsWarning(UserWarning):
+    """A loaded model lacks tensors its checkpoint should hold: they keep their random initialisation."""
+
+
+def missing_weights_message(source: str, class_name: str, missing: tuple[str, ...]) -> str:
+    """One line naming how many tensors of ``class_name`` ``source`` lacks, and the first few."""
+    modules = list(dict.fromkeys(name.split(".", 1)[0] for name in missing))
+    return (
+        f"{source} lacks {len(missing)} weights of {class_name} ({', '.join(modules[:6])}): they are random. "
+        "For a tracker, load a video checkpoint (a SAM 2 preset, an official .pt, a folder saved from the "
+        "video model or by robosam finetune from one)"
+    )
 
 
 def _hub_error(source: str, error: Exception) -> InputError:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,29 +71,23 @@ class VideoModelFacts:
 def _load_video_model(
     source: Any, device: str | torch.device = "auto", dtype: str | torch.dtype | None = None
 ) -> Any:
-    """A transformers video model from a preset, hub id, folder, official SAM 2 / 2.1 checkpoint or instance.
+    """A transformers video model from a preset, hub id, folder, official SAM 2 / 2.1 checkpoint or instance,
+    through ``robosam.models.load_model(..., kind="tracker")``. Returns the model in eval mode on ``device``;
+    ``InputError`` when the checkpoint lacks video weights (an image-only folder: random memory modules)."""
+    from robosam.models import load_model
 
-    Goes through ``robosam.models.load_model(..., kind="tracker")``; where that is unavailable, falls back to
-    the official checkpoint loader (``.pt`` / ``.pth``) or ``from_pretrained`` by the folder's ``model_type``.
-    Returns the model in eval mode on ``device``.
-    """
-    if (
-        isinstance(source, (str, os.PathLike))
-        and str(source).endswith((".pt", ".pth"))
-        and os.path.isfile(source)
-    ):
-        from robosam.models.checkpoints import load_official_checkpoint
-
-        source = load_official_checkpoint(source, video=True)
     if isinstance(source, torch.nn.Module):
         source = materialize_buffers(source)
-    try:
-        from robosam.models import load_model
-
-        loaded = load_model(source, device=device, dtype=dtype, kind="tracker")
-        model = loaded.model
-    except TypeError:  # an older load_model without kind=
-        model = _fallback_load(source, device, dtype)
+    loaded = load_model(source, device=device, dtype=dtype, kind="tracker")
+    if loaded.missing_weights:
+        raise InputError(
+            "model",
+            "a video checkpoint holding the memory weights (a preset, an official .pt, or a folder saved "
+            "from the video model or by robosam finetune from one)",
+            loaded.source,
+            detail=f"{len(loaded.missing_weights)} weights missing, e.g. {loaded.missing_weights[0]}",
+        )
+    model = loaded.model
     if type(model).__name__ not in VIDEO_MODEL_CLASSES:
         raise InputError(
             "model",
@@ -102,32 +95,3 @@ def _load_video_model(
             type(model).__name__,
         )
     return model.eval()
-
-
-def _fallback_load(source: Any, device: Any, dtype: Any) -> Any:
-    import json
-    from pathlib import Path
-
-    import transformers
-
-    from robosam.models import resolve_device, resolve_dtype
-    from robosam.models.checkpoints import load_official_checkpoint
-
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source).expanduser()
-        if path.is_file():
-            model = load_official_checkpoint(path, video=True)
-        else:
-            model_type = json.loads((path / "config.json").read_text()).get("model_type", "")
-            names = {
-                "sam2": "Sam2VideoModel",
-                "sam3": "Sam3TrackerVideoModel",
-                "edgetam": "EdgeTamVideoModel",
-            }
-            name = next((v for k, v in names.items() if model_type.startswith(k)), None)
-            if name is None:
-                raise InputError("model", "a SAM 2, SAM 3 tracker or EdgeTAM folder", model_type)
-            model = getattr(transformers, name).from_pretrained(str(path))
-    else:
-        model = source
-    return materialize_buffers(model).to(device=resolve_device(device), dtype=resolve_dtype(dtype))
