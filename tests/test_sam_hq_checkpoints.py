@@ -8,13 +8,14 @@ through robosam as transformers' ``SamHQModel``.
 3. predictor: ``segment_anything_hq.SamPredictor`` vs ``Segmenter.predict`` on truck.jpg, every prompt case:
    masks IoU >= 0.999, scores within 1e-4.
 
-Upstream bug found here: transformers 5.24's ``SamHQMaskDecoder.forward`` unpacks the two-way transformer's
-output as ``point_embedding, iou_token_out = self.transformer(...)`` and then upscales the image embedding it
-had *before* the transformer (and spatially transposed), where the reference upscales the transformer's output.
-IoU scores still agree; mask logits do not (differences of order 1). With that one name corrected
-(``patched_hq_decoder``) the converted model matches the reference to float noise, which is what the parity
-tests below check: the conversion is right, transformers' decoder is not. ``test_unpatched_transformers_*``
-is a strict xfail that turns into a failure once transformers fixes it, so the patch can be dropped.
+Upstream bug found here: transformers 5.24's ``SamHQMaskDecoder.forward`` upscales the image embedding from
+*before* the two-way transformer (``point_embedding, iou_token_out = self.transformer(...)``), where the reference
+upscales the transformer's output: IoU scores agree, mask logits differ by O(1). robosam binds SAM-HQ models to
+``CorrectedSamHQMaskDecoder`` (src/robosam/models/families/sam_hq.py) while a probe finds transformers' module
+wrong. The parity tests below run the production path (``load_model`` / ``Segmenter``), corrected decoder
+included; ``test_transformers_sam_hq_decoder_is_still_wrong`` fails once transformers is fixed, which is when the
+corrected decoder can go (the probe then already falls back to transformers' module, checked by
+``test_a_fixed_transformers_decoder_is_used_unchanged``).
 """
 
 from __future__ import annotations
@@ -29,15 +30,16 @@ from helpers import require_peer
 from parity_reference import CASES, compare, randomize
 from transformers.models.sam_hq import modeling_sam_hq
 
+from robosam.models.families import sam_hq
+
 with warnings.catch_warnings():  # the package re-registers timm's TinyViT names
     warnings.simplefilter("ignore")
     require_peer("segment_anything_hq")
 
 IMAGE_SIZE = 256
-TRANSFORMERS_HQ_FORWARD = modeling_sam_hq.SamHQMaskDecoder.forward  # as shipped, before any patch
 IOU_MIN = 0.999
 SCORE_TOL = 1e-4
-LOGIT_TOL = 2e-5  # end to end with the patched decoder: 4.5e-6 measured (scores 4.5e-7, IoU 0.999996)
+LOGIT_TOL = 2e-5  # end to end with the corrected decoder: 4.5e-6 measured (scores 4.5e-7, IoU 0.999996)
 
 
 def build_reference(seed: int = 0, width: int = 64, prompt_dim: int = 32) -> torch.nn.Module:
@@ -86,30 +88,6 @@ def build_reference(seed: int = 0, width: int = 64, prompt_dim: int = 32) -> tor
     return randomize(sam, seed)
 
 
-def _fixed_hq_forward():
-    """``SamHQMaskDecoder.forward`` with the transformer's image output kept (see module docstring)."""
-    import inspect
-    import textwrap
-
-    source = inspect.getsource(modeling_sam_hq.SamHQMaskDecoder.forward)
-    wrong = "point_embedding, iou_token_out = self.transformer("
-    assert wrong in source, "transformers changed SamHQMaskDecoder.forward: re-check the xfail below"
-    namespace: dict = {}
-    exec(  # noqa: S102 - transformers' own source with one name corrected, test only
-        textwrap.dedent(source.replace(wrong, "point_embedding, image_embeddings = self.transformer(")),
-        vars(modeling_sam_hq),
-        namespace,
-    )
-    return namespace["forward"]
-
-
-@pytest.fixture(scope="module")
-def patched_hq_decoder():
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(modeling_sam_hq.SamHQMaskDecoder, "forward", _fixed_hq_forward())
-        yield
-
-
 @pytest.fixture(scope="module")
 def reference_model() -> torch.nn.Module:
     return build_reference()
@@ -123,14 +101,23 @@ def checkpoint(reference_model, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def model(checkpoint):
+def raw_model(checkpoint):
+    """The converted ``SamHQModel`` as transformers builds it (never bound to a robosam adapter)."""
     from robosam.models.checkpoints import load_official_checkpoint
 
     return load_official_checkpoint(checkpoint)
 
 
 @pytest.fixture(scope="module")
-def predictors(patched_hq_decoder, reference_model, checkpoint, sample_image_path):
+def model(checkpoint):
+    """The production path: ``load_model`` binds the SAM-HQ adapter, which corrects the mask decoder."""
+    from robosam.models import load_model
+
+    return load_model(checkpoint, device="cpu").model
+
+
+@pytest.fixture(scope="module")
+def predictors(reference_model, checkpoint, sample_image_path):
     from segment_anything_hq import SamPredictor
 
     from robosam.io import load_image
@@ -185,8 +172,9 @@ def test_released_vit_b_layout_maps_onto_sam_hq_model():
     assert config.mask_decoder_config.vit_dim == 768
 
 
-def _decoder_difference(reference_model, model) -> float:
-    """Largest |low-res logit difference|, single-mask output, for one point prompt on the same embedding."""
+def _decoder_difference(reference_model, model, hq_token_only: bool = False) -> float:
+    """Largest |low-res logit difference|, single-mask output, for one point prompt on the same embedding
+    (``hq_token_only``: the HQ mask alone rather than SAM's mask + the HQ mask)."""
     pixels = torch.randn(1, 3, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(3))
     points, labels = torch.tensor([[[50.0, 60.0]]]), torch.tensor([[1]])
     with torch.no_grad():
@@ -199,7 +187,7 @@ def _decoder_difference(reference_model, model) -> float:
             sparse_prompt_embeddings=sparse,
             dense_prompt_embeddings=dense,
             multimask_output=False,
-            hq_token_only=False,
+            hq_token_only=hq_token_only,
             interm_embeddings=theirs_early,
         )
         out = model(
@@ -208,19 +196,44 @@ def _decoder_difference(reference_model, model) -> float:
             input_points=points[None],
             input_labels=labels[None],
             multimask_output=False,
+            hq_token_only=hq_token_only,
         )
     return float((out.pred_masks[0] - logits).abs().max())
 
 
-@pytest.mark.xfail(
-    strict=True, reason="transformers 5.24 SamHQMaskDecoder drops the transformer's image output"
-)
-def test_unpatched_transformers_sam_hq_decoder_matches_the_reference(reference_model, model, monkeypatch):
-    monkeypatch.setattr(modeling_sam_hq.SamHQMaskDecoder, "forward", TRANSFORMERS_HQ_FORWARD)
-    assert _decoder_difference(reference_model, model) < 5e-5
+def test_transformers_sam_hq_decoder_is_still_wrong(reference_model, raw_model):
+    """When this fails, transformers has fixed ``SamHQMaskDecoder``: delete ``CorrectedSamHQMaskDecoder``."""
+    assert type(raw_model.mask_decoder) is modeling_sam_hq.SamHQMaskDecoder
+    assert _decoder_difference(reference_model, raw_model) > 0.1  # 2.0 measured; float noise is ~1e-6
+    assert sam_hq.transformers_hq_decoder_is_wrong()
 
 
-def test_model_outputs_match_on_the_same_tensors(patched_hq_decoder, reference_model, model):
+def test_corrected_decoder_matches_the_reference_with_the_same_weights(reference_model, model, raw_model):
+    assert type(model.mask_decoder) is sam_hq.CorrectedSamHQMaskDecoder
+    assert isinstance(model.mask_decoder, modeling_sam_hq.SamHQMaskDecoder)
+    raw_state, state = raw_model.state_dict(), model.state_dict()
+    assert raw_state.keys() == state.keys()
+    assert all(torch.equal(raw_state[key], state[key]) for key in state)
+    assert _decoder_difference(reference_model, model) < 5e-5  # 2.6e-6 measured
+    assert _decoder_difference(reference_model, model, hq_token_only=True) < 5e-5
+
+
+def test_a_fixed_transformers_decoder_is_used_unchanged(monkeypatch, checkpoint):
+    """Upstream fixed (simulated: transformers' class given the corrected forward): the probe says so and
+    the adapter leaves transformers' module as it is."""
+    from robosam.models import load_model
+
+    monkeypatch.setattr(modeling_sam_hq.SamHQMaskDecoder, "forward", sam_hq.CorrectedSamHQMaskDecoder.forward)
+    sam_hq.transformers_hq_decoder_is_wrong.cache_clear()
+    try:
+        assert not sam_hq.transformers_hq_decoder_is_wrong()
+        loaded = load_model(checkpoint, device="cpu")
+        assert type(loaded.model.mask_decoder) is modeling_sam_hq.SamHQMaskDecoder
+    finally:
+        sam_hq.transformers_hq_decoder_is_wrong.cache_clear()
+
+
+def test_model_outputs_match_on_the_same_tensors(reference_model, model):
     pixels = torch.randn(1, 3, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(1))
     points = torch.tensor([[[50.0, 60.0], [120.0, 200.0]]])
     labels = torch.tensor([[1, 0]])
