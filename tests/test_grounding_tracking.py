@@ -149,6 +149,10 @@ class ScriptedLive:
         self.pending[obj_id] = mask
         self.added.append(obj_id)
 
+    @property
+    def object_ids(self):
+        return list(self.objects)
+
     def remove(self, obj_id):
         self.objects.pop(obj_id)
         self.removed.append(obj_id)
@@ -184,7 +188,7 @@ def test_text_tracker_with_a_live_tracker_detects_every_n_frames():
     assert live.added == [1, 2]
     assert [list(r.track_ids) for r in results] == [[1]] * 10 + [[1, 2]] * 2
     np.testing.assert_array_equal(results[7].masks[0], frames[7][0][2])  # propagated, where A is
-    assert live.steps == 1 + 11 + 1  # frame 0 (prompt), frames 1..11, frame 10 again for D's prompt
+    assert live.steps == 12  # once per frame: prompts for a detection frame are given before it is stepped
 
 
 def test_text_tracker_reprompts_the_live_tracker_for_a_lost_track_the_detector_finds():
@@ -196,3 +200,28 @@ def test_text_tracker_reprompts_the_live_tracker_for_a_lost_track_the_detector_f
     results = [tracker.step(frame(t)) for t in range(len(frames))]
     assert [list(r.track_ids) for r in results] == [[1], [1], [], [1], [1], [1], [1]]
     assert live.added == [1, 1]  # born on frame 0, re-prompted on frame 3 where the detector found it
+
+
+def test_a_detection_keeps_its_identity_and_reprompts_when_the_live_tracker_drifts():
+    frames = [[("A", "cup", disc(20 + 2 * t, 26), 0.9)] for t in range(5)]
+    segmenter = ScriptedTextSegmenter([frames[0], frames[2], frames[4]])
+    live = ScriptedLive(shift=20)  # the video tracker runs away from A (20 px a frame; A moves 2)
+    tracker = TextTracker(segmenter, "cup", every=2, live=live)
+    results = [tracker.step(frame(t)) for t in range(5)]
+    # A's detections overlap its last detection, not the tracker's mask: the same id, and the tracker is
+    # prompted again with the detection's mask on each detection frame (agreement below refresh_iou)
+    assert [list(r.track_ids) for r in results] == [[1]] * 5
+    assert live.added == [1, 1, 1]
+    np.testing.assert_array_equal(results[2].masks[0], frames[2][0][2])
+
+
+def test_a_track_the_detector_keeps_missing_retires_though_the_tracker_still_shows_it():
+    tracker = IdentityTracker(max_invisible=10, max_missed=1)
+    tracker.step(0, np.stack([disc(20, 30), disc(90, 30)]), ["cup", "cup"])
+    shown = {1: disc(20, 30), 2: disc(90, 30)}
+    assert tracker.step(1, disc(20, 30)[None], ["cup"], propagated=shown).retired == []  # missed once
+    assert tracker.step(2, None, propagated=shown).retired == []  # no detection: nothing missed
+    assert tracker.step(3, disc(20, 30)[None], ["cup"], propagated=shown).retired == [2]
+    assert set(tracker.live) == {1}
+    with pytest.raises(InputError, match="max_missed"):
+        IdentityTracker(max_missed=-2)
