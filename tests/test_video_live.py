@@ -129,3 +129,25 @@ def test_bad_live_input_is_an_input_error(frames) -> None:
         live.remove(9)
     live.remove(1)
     assert live.step(frames[2]) == {} and live.object_ids == []
+
+
+def test_repeated_prompts_keep_the_latest_prompted_frames_only(frames) -> None:
+    """A stream re-prompted on every frame (a text tracker correcting drift) holds at most
+    ``max_prompt_frames`` prompted frames per object, the latest, so its memory stops growing; with None it
+    keeps every one, as a session does."""
+    tracker = tiny_tracker("sam2")
+    held = {}
+    for cap in (3, None):
+        live = tracker.stream(max_prompt_frames=cap)
+        sizes = []
+        for index, frame in enumerate(frames[:12]):
+            live.add(obj_id=1, box=[10 + index, 10, 30 + index, 30])
+            live.step(frame)
+            sizes.append(live.nbytes())
+        memory = live.objects[1]
+        held[cap] = (sorted(memory.cond), sizes)
+    assert held[3][0] == [9, 10, 11]
+    assert held[3][1][2:] == [held[3][1][2]] * 10  # flat once three are held
+    assert held[None][0] == list(range(12)) and held[None][1][-1] > 3 * held[3][1][-1]
+    with pytest.raises(InputError, match="max_prompt_frames"):
+        tracker.stream(max_prompt_frames=0)

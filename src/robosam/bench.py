@@ -43,8 +43,8 @@ def bench_model(
     model: preset, hub id, folder, checkpoint, or (onnx backend) an exported folder; with the onnx backend any
         other model is exported to a temporary folder first. image: RGB uint8 (H, W, 3); default a synthetic
         480 x 640 scene. images: encoder runs timed (each on a slightly different image, so no cache hit).
-    prompts: single-click prompts timed. frames: live-tracking frames timed (torch backend, video families;
-        0 skips tracking).
+    prompts: single-click prompts timed. frames: live-tracking frames timed (video families; with the onnx
+        backend, SAM 2 video models, through the exported video step; 0 skips tracking).
     Keys: model, backend, device, ran_on (torch device or ONNX Runtime providers), dtype, compile, family, encoder_ms, decode_ms, postprocess_ms (medians),
     tracking_fps (or None, with ``tracking_note``), peak_memory_mib and memory (what was measured).
     """
@@ -61,7 +61,7 @@ def bench_model(
     _reset_peak_memory(device)
     with tempfile.TemporaryDirectory(prefix="robosam-bench-") as scratch:
         say(f"loading {model} ({backend})")
-        segmenter = _load_segmenter(model, device, backend, dtype, compile, scratch)
+        segmenter, target = _load_segmenter(model, device, backend, dtype, compile, scratch)
         say("timing the encoder")
         encoder_s = []
         for index in range(images + 1):
@@ -82,6 +82,10 @@ def bench_model(
         providers = getattr(segmenter.model, "providers", None)  # ONNX Runtime execution providers
         ran_on = ", ".join(providers) if providers else str(segmenter.adapter.device)
         del segmenter
+        tracking = None
+        if frames:
+            say("timing live tracking")
+            tracking = _tracking_fps(target, device, backend, dtype, rgb, frames)
     result: dict[str, Any] = {
         "model": model,
         "backend": backend,
@@ -96,9 +100,8 @@ def bench_model(
         "postprocess_ms": _median_ms(post_s),
         "tracking_fps": None,
     }
-    if frames:
-        say("timing live tracking")
-        result["tracking_fps"], note = _tracking_fps(model, device, backend, dtype, rgb, frames)
+    if tracking is not None:
+        result["tracking_fps"], note = tracking
         if note:
             result["tracking_note"] = note
     result["peak_memory_mib"], result["memory"] = _peak_memory(device)
@@ -120,12 +123,13 @@ def synthetic_image(height: int = 480, width: int = 640, seed: int = 0) -> np.nd
 def _load_segmenter(model: str, device: str, backend: str, dtype: str, compile: bool, scratch: str):
     from robosam.segmenter import Segmenter
 
+    """(segmenter, what tracking loads: ``model``, or the exported folder for the onnx backend)."""
     if backend == "torch":
         segmenter = Segmenter(model, device=device, dtype=dtype)
         if compile:
             compile_model(segmenter.model)
-        return segmenter
-    from robosam.export.manifest import is_export_folder
+        return segmenter, model
+    from robosam.onnx_runtime import is_export_folder
 
     folder = model
     if not is_export_folder(model):
@@ -133,14 +137,14 @@ def _load_segmenter(model: str, device: str, backend: str, dtype: str, compile: 
 
         folder = os.path.join(scratch, "onnx")
         dtypes = ("float32", "float16") if dtype == "float16" else ("float32",)
-        export_onnx(model, folder, dtypes=dtypes, check=False)
-    return Segmenter(folder, device=device, dtype=dtype)
+        export_onnx(model, folder, dtypes=dtypes, check=False)  # with the video step for a SAM 2 video model
+    return Segmenter(folder, device=device, dtype=dtype), folder
 
 
 def _tracking_fps(model: str, device: str, backend: str, dtype: str, rgb: np.ndarray, frames: int):
-    """(frames per second of ``LiveTracker.step`` on ``frames`` shifted copies of ``rgb``, note or None)."""
-    if backend != "torch":
-        return None, "tracking runs on the torch backend only (no exported video step)"
+    """(frames per second of ``LiveTracker.step`` on ``frames`` shifted copies of ``rgb``, note or None).
+
+    model: what ``VideoTracker`` loads; for the onnx backend an exported folder with the video step."""
     from robosam.video import VideoTracker
 
     try:

@@ -84,9 +84,8 @@ class PromptDecoderGraph(nn.Module):
             return torch.cat([embedding.weight for embedding in point_embed], dim=0)[:4]
         return point_embed.weight[:4]
 
-    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = inputs[: self.num_features]
-        point_coords, point_labels, mask_input, has_mask_input = inputs[self.num_features :]
+    def sparse_embeddings(self, point_coords: torch.Tensor, point_labels: torch.Tensor) -> torch.Tensor:
+        """point_coords (O, N, 2), point_labels (O, N) -> the prompt encoder's point embeddings (1, O, N, C)."""
         prompt_encoder = self.model.prompt_encoder
         coords = (point_coords[None] + 0.5) / self.input_size  # (1, O, N, 2) in [0, 1]
         sparse = prompt_encoder.shared_embedding(coords)  # (1, O, N, C)
@@ -95,6 +94,13 @@ class PromptDecoderGraph(nn.Module):
         table = self._label_table()
         for label in range(4):
             sparse = torch.where(labels == label, sparse + table[label], sparse)
+        return sparse
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = inputs[: self.num_features]
+        point_coords, point_labels, mask_input, has_mask_input = inputs[self.num_features :]
+        prompt_encoder = self.model.prompt_encoder
+        sparse = self.sparse_embeddings(point_coords, point_labels)
         no_mask = prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
         dense = torch.where(
             has_mask_input.reshape(1, 1, 1, 1) > 0.5, prompt_encoder.mask_embed(mask_input), no_mask

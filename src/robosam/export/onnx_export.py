@@ -27,6 +27,7 @@ from robosam.export.graphs import (
     feature_names,
 )
 from robosam.export.manifest import FORMAT, FORMAT_VERSION, LABEL_CODES, MANIFEST_NAME, tensor_spec
+from robosam.export.video_export import export_video_graphs, is_video_source, video_model
 from robosam.io import write_json_atomic
 from robosam.models import LoadedModel, load_model
 
@@ -42,12 +43,15 @@ def export_onnx(
     dtypes: tuple[str, ...] = DTYPES,
     opset: int = DEFAULT_OPSET,
     check: bool = True,
+    video: bool | None = None,
 ) -> dict[str, Any]:
     """Export the image encoder and prompt decoders of ``model`` (preset, hub id, folder, checkpoint or a
     ``LoadedModel``) to ``out_dir``; returns the manifest written to ``out_dir/robosam.json``.
 
     dtypes: ``float32`` always, plus ``float16`` (a converted copy with float32 inputs and outputs).
     check: run ONNX Runtime and PyTorch on the same random inputs and record the differences under ``parity``.
+    video: also export the SAM 2 / 2.1 video step (``robosam.export.video_export``; float32); None: when
+        ``model`` is a SAM 2 video model (a ``sam2_video`` folder, tracker preset or official checkpoint).
     """
     unknown = [d for d in dtypes if d not in DTYPES]
     if unknown or "float32" not in dtypes:
@@ -55,6 +59,14 @@ def export_onnx(
     loaded = model if isinstance(model, LoadedModel) else load_model(model, device="cpu", dtype="float32")
     if loaded.family not in EXPORTABLE:
         raise InputError("model", f"an image model of family {', '.join(EXPORTABLE)}", loaded.family)
+    if video is None:
+        video = loaded.family == "sam2" and is_video_source(model)
+    if video and (loaded.family != "sam2" or not is_video_source(model)):  # checked before writing anything
+        raise InputError(
+            "video",
+            "a SAM 2 / 2.1 video model for the video step (a sam2_video folder, tracker preset or checkpoint)",
+            loaded.family if loaded.family != "sam2" else "an image-only SAM 2 model",
+        )
     adapter = loaded.adapter
     net = loaded.model
     if adapter.device.type != "cpu" or adapter.dtype != torch.float32:
@@ -89,6 +101,11 @@ def export_onnx(
             by_dtype["float16"] = f"{graph}.fp16.onnx"
             convert_to_float16(out / by_dtype["float32"], out / by_dtype["float16"])
     adapter.image_processor.save_pretrained(out)
+    video_specs, video_section = {}, None
+    if video:
+        video_specs, video_section = export_video_graphs(
+            video_model(model), out, features[-1], list(features[:-1]), opset
+        )
 
     manifest = {
         "format": FORMAT,
@@ -127,8 +144,10 @@ def export_onnx(
             if loaded.family != "sam2"
             else "two padding points with mask_input only",
         },
-        "graphs": _graph_specs(files, names, feature_shapes, size, lowres),
+        "graphs": {**_graph_specs(files, names, feature_shapes, size, lowres), **video_specs},
     }
+    if video_section is not None:
+        manifest["video"] = video_section
     if check:
         manifest["parity"] = check_parity(out, manifest, net, loaded.family, features)
     write_json_atomic(manifest, out / MANIFEST_NAME)
@@ -271,7 +290,7 @@ def _graph_specs(files, names, feature_shapes, size: int, lowres: int) -> dict[s
 def check_parity(folder: Path, manifest: dict[str, Any], net, family: str, features) -> dict[str, Any]:
     """ONNX Runtime (CPU) vs PyTorch float32 on one random image and prompts, per exported dtype: largest
     absolute differences of features, logits and scores, and the IoU of the masks (logits > 0)."""
-    from robosam.export.runtime import OnnxModel
+    from robosam.onnx_runtime import OnnxModel
 
     size = manifest["geometry"]["input_size"]
     lowres = manifest["geometry"]["lowres_size"]

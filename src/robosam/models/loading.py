@@ -129,7 +129,7 @@ def load_model(
 
 
 def _is_onnx_folder(source: str | os.PathLike) -> bool:
-    from robosam.export.manifest import is_export_folder
+    from robosam.onnx_runtime import is_export_folder
 
     return is_export_folder(source)
 
@@ -141,7 +141,10 @@ def _load_onnx_folder(source: str, device: str | torch.device, dtype: Any, kind:
 
     if kind != "segmenter":
         raise InputError(
-            "model", "a PyTorch model or preset for a tracker (ONNX folders segment images)", source
+            "model",
+            "a PyTorch model or preset for kind='tracker' (an exported folder tracks through "
+            "robosam.VideoTracker(DIR))",
+            source,
         )
     adapter = load_onnx_folder(source, device=device, dtype=dtype)
     return LoadedModel(model=adapter.model, adapter=adapter, source=source, kind=kind)

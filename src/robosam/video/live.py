@@ -27,6 +27,7 @@ from robosam.video.tracks import records_to_tracks
 
 logger = logging.getLogger(__name__)
 MAX_SKIPPED = 1000  # skipped-frame reports kept (a broken camera must not grow memory either)
+MAX_PROMPT_FRAMES = 8  # prompted frames kept per object in a stream (the latest)
 
 
 @dataclass(frozen=True)
@@ -42,11 +43,23 @@ class LiveTracker:
 
     prune: drop what the model will not read again (default); False keeps every frame's memory (for tests
     and comparisons; memory then grows with the stream).
+    max_prompt_frames: prompted (conditioning) frames kept per object, the latest ones. The model attends to
+    every one it keeps, so a stream corrected again and again (a text tracker re-prompting on drift) would
+    otherwise grow without bound; None keeps them all, as a session does.
     Attributes: ``frame_index`` (model index of the last tracked frame, -1 before the first), ``positions``
     (``step`` calls so far, skipped frames included), ``skipped`` (the latest ``SkippedFrame`` reports).
     """
 
-    def __init__(self, engine: TrackingEngine, *, prune: bool = True):
+    def __init__(
+        self, engine: TrackingEngine, *, prune: bool = True, max_prompt_frames: int | None = MAX_PROMPT_FRAMES
+    ):
+        if max_prompt_frames is not None and (
+            not isinstance(max_prompt_frames, int)
+            or isinstance(max_prompt_frames, bool)
+            or max_prompt_frames < 1
+        ):
+            raise InputError("max_prompt_frames", "a positive number of frames, or None", max_prompt_frames)
+        self.max_prompt_frames = max_prompt_frames
         self.engine = engine
         facts = engine.facts
         self.policy = (
@@ -117,6 +130,11 @@ class LiveTracker:
         records = self.engine.step(index, self.engine.features(rgb), jobs, size, None)
         ordered = {obj_id: records[obj_id] for obj_id in self.objects if obj_id in records}
         tracks = records_to_tracks(ordered, size)
+        if self.max_prompt_frames is not None:
+            for memory in self.objects.values():
+                for frame in sorted(memory.cond)[: -self.max_prompt_frames]:
+                    del memory.cond[frame]
+                    memory.prompts.pop(frame, None)
         if self.policy is not None:
             for memory in self.objects.values():
                 self.policy.prune(memory, index)

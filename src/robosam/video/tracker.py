@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
 
+from robosam.errors import InputError
 from robosam.io.frames import open_frames
+from robosam.onnx_runtime import is_export_folder
 from robosam.video.engine import TrackingEngine
-from robosam.video.live import LiveTracker
+from robosam.video.live import MAX_PROMPT_FRAMES, LiveTracker
 from robosam.video.loading import _load_video_model
 from robosam.video.session import TrackingSession
 
@@ -17,9 +20,11 @@ class VideoTracker:
     """Track objects through videos and live streams with SAM 2 / 2.1, the SAM 3 tracker or EdgeTAM.
 
     model: a preset (``sam2.1-hiera-tiny``), hub id, local folder, official SAM 2 / 2.1 checkpoint (``.pt``,
-        loaded with its video modules) or a transformers video model (``Sam2VideoModel``,
-        ``Sam3TrackerVideoModel``, ``EdgeTamVideoModel``).
-    device: ``auto`` (cuda, mps, cpu) or a torch device. dtype: float32 (default) or bfloat16 / float16.
+        loaded with its video modules), a transformers video model (``Sam2VideoModel``,
+        ``Sam3TrackerVideoModel``, ``EdgeTamVideoModel``), or a folder written by ``robosam export onnx`` from a
+        SAM 2 video model (run by ONNX Runtime: ``robosam.video.onnx_backend``).
+    device: ``auto`` (cuda, mps, cpu) or a torch device. dtype: float32 (default) or bfloat16 / float16
+        (float32 only for an exported folder).
     max_batch: most objects tracked in one batched call.
 
     >>> trk = VideoTracker("sam2.1-hiera-tiny")
@@ -36,6 +41,14 @@ class VideoTracker:
         dtype: str | torch.dtype | None = None,
         max_batch: int = 16,
     ):
+        if isinstance(model, (str, os.PathLike)) and is_export_folder(model):
+            from robosam.video.onnx_backend import OnnxTrackingEngine
+
+            if dtype not in (None, "float32", torch.float32):
+                raise InputError("dtype", "float32 for an exported ONNX folder", dtype)
+            self.engine: Any = OnnxTrackingEngine(model, device=str(device), max_batch=max_batch)
+            self.model = self.engine.model
+            return
         self.model = _load_video_model(model, device=device, dtype=dtype)
         self.engine = TrackingEngine(self.model, max_batch=max_batch)
 
@@ -56,6 +69,7 @@ class VideoTracker:
         """
         return TrackingSession(self.engine, open_frames(source), keep_history=keep_history)
 
-    def stream(self, *, prune: bool = True) -> LiveTracker:
-        """A live stream: ``add`` prompts for the next frame, ``step(frame)`` per camera frame."""
-        return LiveTracker(self.engine, prune=prune)
+    def stream(self, *, prune: bool = True, max_prompt_frames: int | None = MAX_PROMPT_FRAMES) -> LiveTracker:
+        """A live stream: ``add`` prompts for the next frame, ``step(frame)`` per camera frame (``LiveTracker``
+        gives the options)."""
+        return LiveTracker(self.engine, prune=prune, max_prompt_frames=max_prompt_frames)

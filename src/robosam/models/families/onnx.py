@@ -17,12 +17,12 @@ import numpy as np
 import torch
 
 from robosam.errors import InputError
-from robosam.export.runtime import OnnxModel, pack_prompts
 from robosam.models.families.base import DecoderOutput, FamilyAdapter
+from robosam.onnx_runtime import OnnxModel, pack_prompts
 
 
 class OnnxAdapter(FamilyAdapter):
-    """An ``OnnxModel`` (see ``robosam.export.runtime``) behind the family adapter interface.
+    """An ``OnnxModel`` (see ``robosam.onnx_runtime``) behind the family adapter interface.
 
     ``family`` is the exported model's own family (``sam``, ``sam_hq``, ``sam2``); ``name`` is ``onnx``.
     """
