@@ -4,13 +4,18 @@ A tiny random-weight ``Sam2VideoModel`` (``test_video_models.build_sam2_video``)
 the CLI, and the same prompts are tracked by ``VideoTracker(model)`` (transformers' modules) and
 ``VideoTracker(folder)`` (ONNX Runtime, the memory bank held in numpy). The reference is the torch tracker,
 tested on its own against transformers' and Meta's predictors. Measured here: per-frame mask IoU 1.0, scores
-within 8e-7, low-resolution logits (mean magnitude 1.6) within 1.3e-4 of the torch tracker.
+within 8e-7, low-resolution logits (mean magnitude 1.6) within 1.3e-4 of the torch tracker. The exported
+folder also tracks in a process where torch and transformers cannot load (same masks, bit for bit), and the
+ONNX engine's memory selection (``robosam.video.selection``) is checked against transformers' own.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -20,6 +25,8 @@ from test_video_models import build_sam2_video, mask_iou, one_torch_thread, synt
 from robosam.errors import InputError
 from robosam.export import read_manifest
 from robosam.video import VideoTracker
+from robosam.video.memory import FrameRecord, ModelView, ObjectMemory
+from robosam.video.selection import memory_frames, object_pointers
 
 pytest.importorskip("onnxruntime")
 __all__ = ["one_torch_thread"]  # the fixture (autouse) runs tiny models on one thread
@@ -64,7 +71,7 @@ def run_session(tracker: VideoTracker, frames: list[np.ndarray]) -> dict:
             for frame in range(FRAMES):
                 record = memory.record(frame)
                 if record is not None and record.logits is not None:
-                    logits[obj_id, frame] = record.logits.numpy()
+                    logits[obj_id, frame] = np.asarray(record.logits)  # torch or numpy records
     return {"forward": forward, "corrected": corrected, "backward": backward, "logits": logits}
 
 
@@ -176,3 +183,131 @@ def test_folders_without_the_video_step_are_input_errors(exported, model, tmp_pa
     tiny_models.BUILDERS["sam2"]().save_pretrained(image_model)
     with pytest.raises(InputError, match="video"):  # an image model has no memory modules to export
         export_onnx(image_model, tmp_path / "x", dtypes=("float32",), check=False, video=True)
+
+
+# The same prompts on a frame folder, as a session (forward, a correction, backwards) and a live stream
+# (clicks, a box, a mask prompt); run in this process and in one where torch and transformers cannot load.
+TRACK_FOLDER = """
+import numpy as np
+from robosam.video import VideoTracker
+
+
+def track_folder(model, folder, count):
+    masks = {}
+    tracker = VideoTracker(model, device="cpu")
+    with tracker.session(folder) as session:
+        frame_hw = session.frame_size
+        session.add(frame=0, obj_id=1, points=[[15, 16]], labels=[1])
+        session.add(frame=0, obj_id=2, box=[50, 34, 75, 56])
+        for frame, tracks in session.propagate():
+            masks.update({f"session-{frame}-{k}": t.mask for k, t in tracks.items()})
+        session.add(frame=5, obj_id=1, points=[[20, 20]], labels=[0])  # a correction
+        for frame, tracks in session.propagate(start=5):
+            masks.update({f"fixed-{frame}-{k}": t.mask for k, t in tracks.items()})
+        session.add(frame=7, obj_id=3, points=[[60, 45]], labels=[1])
+        for frame, tracks in session.propagate(start=7, reverse=True):
+            masks.update({f"back-{frame}-{k}": t.mask for k, t in tracks.items()})
+    live = tracker.stream()
+    live.add(obj_id=1, points=[(15, 16)], labels=[1])
+    live.add(obj_id=2, box=(50, 34, 75, 56))
+    block = np.zeros(frame_hw, bool)
+    block[8:26, 5:27] = True
+    live.add(obj_id=3, mask=block)
+    for frame in range(count):
+        tracks = live.step(f"{folder}/{frame}.png")
+        masks.update({f"live-{frame}-{k}": t.mask for k, t in tracks.items()})
+    return masks
+"""
+
+
+def test_exported_folder_tracks_without_torch_or_transformers(exported, frames, tmp_path):
+    """``VideoTracker(folder)`` sessions and live streams in a process where ``import torch`` fails and
+    transformers is never imported; the masks equal this process's ONNX tracker's (itself tested against the
+    torch tracker above)."""
+    folder = write_frames(tmp_path / "frames", frames)
+    namespace: dict = {}
+    exec(TRACK_FOLDER, namespace)
+    want = namespace["track_folder"](str(exported), str(folder), FRAMES)
+    script = f"""
+import sys
+sys.modules["torch"] = None  # import torch raises ImportError
+sys.modules["transformers"] = None
+{TRACK_FOLDER}
+masks = track_folder({str(exported)!r}, {str(folder)!r}, {FRAMES})
+np.savez({str(tmp_path / "got.npz")!r}, **masks)
+loaded = [m for m in sys.modules if m.split(".")[0] in ("torch", "transformers") and sys.modules[m] is not None]
+assert not loaded, loaded
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=300)
+    with np.load(tmp_path / "got.npz") as got:
+        assert sorted(got.files) == sorted(want)
+        for key, mask in want.items():
+            assert np.array_equal(got[key], mask), key
+    assert len([k for k in want if k.startswith("live-")]) == 3 * FRAMES
+    assert len([k for k in want if k.startswith("fixed-")]) == 2 * (FRAMES - 5)
+    assert (
+        len([k for k in want if k.startswith("back-")]) == FRAMES + 2
+    )  # object 3 on all, 1 and 2 on frame 0
+    assert all(0 < want[f"live-{t}-3"].sum() < want[f"live-{t}-3"].size for t in range(FRAMES))
+
+
+def _transformers_selector(num_maskmem: int, max_object_pointers: int, max_cond_frame_num: int):
+    """transformers' own selection methods bound to a stand-in holding a configuration (eval mode)."""
+    from transformers import Sam2VideoModel
+
+    stand_in = SimpleNamespace(
+        config=SimpleNamespace(
+            max_cond_frame_num=max_cond_frame_num, max_object_pointers_in_encoder=max_object_pointers
+        ),
+        num_maskmem=num_maskmem,
+        training=False,
+    )
+    stand_in._select_closest_cond_frames = Sam2VideoModel._select_closest_cond_frames.__get__(stand_in)
+    return (
+        Sam2VideoModel._gather_memory_frame_outputs.__get__(stand_in),
+        Sam2VideoModel._get_object_pointers.__get__(stand_in),
+    )
+
+
+def test_memory_selection_matches_transformers():
+    """``robosam.video.selection`` (what the ONNX engine reads) picks the same records, temporal offsets and
+    pointer reach as ``Sam2VideoModel``'s methods on the same layouts: bank sizes, several conditioning
+    frames (all kept or the closest few), gaps, both directions, videos and streams."""
+    rng = np.random.default_rng(0)
+    checked = 0
+    for num_maskmem, max_pointers, max_cond in [(7, 16, -1), (3, 4, -1), (1, 1, -1), (7, 16, 2), (4, 6, 1)]:
+        gather, pointers_of = _transformers_selector(num_maskmem, max_pointers, max_cond)
+        for _ in range(40):
+            memory = ObjectMemory(obj_id=1)
+            frames = rng.permutation(30)
+            for frame in frames[: rng.integers(1, 5)]:  # conditioning frames, in no particular order
+                memory.cond[int(frame)] = _record()
+            for frame in frames[5 : 5 + rng.integers(0, 25)]:  # tracked frames, with gaps
+                memory.tracked[int(frame)] = _record()
+            for frame in rng.integers(0, 30, size=3).tolist():
+                for reverse in (False, True):
+                    for horizon in (None, 30, 12):
+                        view = ModelView(memory)
+                        want = gather(view, 0, frame, reverse)
+                        got = memory_frames(memory, frame, num_maskmem, max_cond, reverse)
+                        assert [(o, id(r)) for o, r in got] == [(o, id(r)) for o, r in want]
+                        want_p = pointers_of(view, 0, frame, horizon, "cpu", reverse, horizon is None)
+                        got_p = object_pointers(memory, frame, horizon, max_pointers, reverse)
+                        assert got_p[0] == want_p[0] and got_p[2] == want_p[2], (frame, reverse, horizon)
+                        assert [id(p) for p in got_p[1]] == [id(p) for p in want_p[1]]
+                        checked += 1
+    assert checked == 5 * 40 * 3 * 2 * 3
+
+
+def _record() -> FrameRecord:
+    """A record whose pointer is its own tensor (transformers moves pointers with ``.to``: a no-op here)."""
+    import torch
+
+    return FrameRecord(
+        object_pointer=torch.zeros(1, 1, 4),
+        maskmem_features=torch.zeros(4, 1, 2),
+        maskmem_pos_enc=None,
+        logits=None,
+        score=0.0,
+        object_score=0.0,
+    )

@@ -9,7 +9,6 @@ encoded one by one, as in Meta's predictor). Sessions and live streams both step
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,29 +16,10 @@ import torch
 
 from robosam.video import decode
 from robosam.video.features import FrameFeatures, encode_frame
+from robosam.video.jobs import CORRECTION_LOGIT_CLAMP, Job
 from robosam.video.loading import VideoModelFacts
-from robosam.video.memory import FrameRecord, ObjectMemory
+from robosam.video.memory import FrameRecord
 from robosam.video.preprocess import FramePreprocessor
-from robosam.video.prompts import VideoPrompt
-
-CORRECTION_LOGIT_CLAMP = 32.0  # Meta clamps an earlier mask's logits fed back with new clicks
-
-
-@dataclass
-class Job:
-    """One object on the frame being stepped.
-
-    prompt: the object's new prompt on this frame, or None to track it from memory.
-    conditioning: the prompt starts (or restarts) the object here without memory (the frame was not tracked
-        for it), rather than correcting a tracked frame. reverse: the direction of time tracking goes in.
-    previous_logits: the object's earlier logits on this frame (1, 1, L, L), refined by new clicks.
-    """
-
-    memory: ObjectMemory
-    prompt: VideoPrompt | None = None
-    conditioning: bool = False
-    reverse: bool = False
-    previous_logits: torch.Tensor | None = None
 
 
 class TrackingEngine:

@@ -14,16 +14,19 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from robosam.errors import InputError
 from robosam.io.images import load_image
 from robosam.results import Track
-from robosam.video.engine import Job, TrackingEngine
+from robosam.video.jobs import Job
 from robosam.video.memory import ObjectMemory
 from robosam.video.prompts import VideoPrompt, check_against_frame, check_obj_id, make_prompt
 from robosam.video.retention import RetentionPolicy
 from robosam.video.tracks import records_to_tracks
+
+if TYPE_CHECKING:
+    from robosam.video.engine import TrackingEngine
 
 logger = logging.getLogger(__name__)
 MAX_SKIPPED = 1000  # skipped-frame reports kept (a broken camera must not grow memory either)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from robosam.errors import InputError
-from robosam.models.checkpoints import materialize_buffers
+
+if TYPE_CHECKING:
+    import torch
 
 VIDEO_MODEL_CLASSES = {
     "Sam2VideoModel": "sam2",
@@ -74,7 +74,10 @@ def _load_video_model(
     """A transformers video model from a preset, hub id, folder, official SAM 2 / 2.1 checkpoint or instance,
     through ``robosam.models.load_model(..., kind="tracker")``. Returns the model in eval mode on ``device``;
     ``InputError`` when the checkpoint lacks video weights (an image-only folder: random memory modules)."""
+    import torch
+
     from robosam.models import load_model
+    from robosam.models.checkpoints import materialize_buffers
 
     if isinstance(source, torch.nn.Module):
         source = materialize_buffers(source)

@@ -4,16 +4,15 @@ A ``FrameRecord`` holds what later frames read (the encoded memory and the objec
 got (low-resolution logits and scores). An ``ObjectMemory`` holds an object's records on its conditioning
 frames (prompted, read by every later frame) and on its tracked frames (read within the memory window), plus
 its prompts. ``ModelView`` presents one object's records in the layout transformers' memory helpers read
-(``output_dict_per_obj[0]["cond_frame_outputs"][frame]["maskmem_features"]``), so the model's own code selects
-the memories and pointers; robosam never re-implements that choice.
+(``output_dict_per_obj[0]["cond_frame_outputs"][frame]["maskmem_features"]``), so the torch engine lets the
+model's own code select the memories and pointers. The ONNX engine, which runs without transformers, selects
+them with ``robosam.video.selection`` (the same rule, tested against transformers' methods).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-
-import torch
 
 from robosam.video.prompts import VideoPrompt
 
@@ -28,14 +27,15 @@ class FrameRecord:
     maskmem_features / maskmem_pos_enc: the encoded memory (SAM 2 / SAM 3: (HW, 1, 64); EdgeTAM: (1, T, 64))
         and its position encoding (one tensor shared by all frames); None once pruned.
     logits: (1, 1, L, L) float32 low-resolution mask logits (None once returned, in a live stream).
+    The arrays are of the engine's kind: torch tensors (``TrackingEngine``), numpy arrays (the ONNX engine).
     score: predicted IoU of the mask. object_score: the model's object-presence logit.
     reverse: tracked backwards in time. prompted: the user's prompt made it (never re-tracked).
     """
 
-    object_pointer: torch.Tensor
-    maskmem_features: torch.Tensor | None
-    maskmem_pos_enc: torch.Tensor | None
-    logits: torch.Tensor | None
+    object_pointer: Any
+    maskmem_features: Any
+    maskmem_pos_enc: Any
+    logits: Any
     score: float
     object_score: float
     reverse: bool = False
@@ -50,7 +50,7 @@ class FrameRecord:
     def nbytes(self) -> int:
         """Bytes of the tensors this record alone holds (the shared position encoding not counted)."""
         tensors = (self.object_pointer, self.maskmem_features, self.logits)
-        return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+        return sum(int(t.nbytes) for t in tensors if t is not None)  # torch tensors and numpy arrays alike
 
 
 @dataclass

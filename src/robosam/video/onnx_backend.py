@@ -2,31 +2,30 @@
 
 ``OnnxTrackingEngine`` has ``TrackingEngine``'s interface (``facts``, ``features``, ``step``), so sessions and
 live streams (``robosam.video.session`` / ``live``) run on it unchanged, with the same memory records, prompt
-rules and retention. Every network runs in ONNX Runtime on numpy arrays (graphs in
-``robosam.export.video_graphs``); which memories and pointers an object reads is chosen by the same
-transformers helpers the torch engine uses (``Sam2VideoModel._gather_memory_frame_outputs`` /
-``_get_object_pointers``, on a stand-in holding the exported configuration), never re-implemented. torch appears
-only as the record container the shared session code reads (``torch.from_numpy``). Prompts: clicks, boxes and
-masks, as on the torch engine.
+rules and retention; its records hold numpy arrays. Every network runs in ONNX Runtime on numpy arrays
+(graphs in ``robosam.export.video_graphs``); which memories and pointers an object reads is chosen by
+``robosam.video.selection`` (the rule ``robosam.json`` documents, tested against transformers' own
+``Sam2VideoModel._gather_memory_frame_outputs`` / ``_get_object_pointers``). Nothing here imports torch or
+transformers: an exported folder tracks in a deployment with neither. Prompts: clicks, boxes and masks, as on
+the torch engine.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
 
 from robosam.errors import InputError
 from robosam.onnx_runtime import OnnxModel
-from robosam.video.engine import CORRECTION_LOGIT_CLAMP, Job
+from robosam.video.jobs import CORRECTION_LOGIT_CLAMP, Job
 from robosam.video.loading import VideoModelFacts
-from robosam.video.memory import FrameRecord, ModelView, ObjectMemory
+from robosam.video.memory import FrameRecord, ObjectMemory
 from robosam.video.prompts import VideoPrompt
+from robosam.video.selection import memory_frames, object_pointers
 
 
 @dataclass
@@ -64,25 +63,6 @@ class Decoded:
     object_scores: np.ndarray
 
 
-class _Selector:
-    """The exported model's memory configuration with transformers' own selection methods bound to it."""
-
-    training = False
-
-    def __init__(self, video: dict[str, Any]):
-        from transformers import Sam2VideoModel
-
-        self.config = SimpleNamespace(
-            max_cond_frame_num=video["max_cond_frame_num"],
-            max_object_pointers_in_encoder=video["max_object_pointers"],
-        )
-        self.num_maskmem = video["num_maskmem"]
-        cls = Sam2VideoModel
-        self._select_closest_cond_frames = cls._select_closest_cond_frames.__get__(self)
-        self.gather_memories = cls._gather_memory_frame_outputs.__get__(self)
-        self.gather_pointers = cls._get_object_pointers.__get__(self)
-
-
 class OnnxTrackingEngine:
     """Drop-in for ``TrackingEngine`` on a folder written by ``robosam export onnx`` from a SAM 2 video model.
 
@@ -112,11 +92,11 @@ class OnnxTrackingEngine:
             max_object_pointers=int(video["max_object_pointers"]),
         )
         self.model = self.runtime
-        self.device, self.dtype = torch.device("cpu"), torch.float32  # where records live
+        self.device, self.dtype = "cpu", "float32"  # where records live (numpy arrays)
         self.max_batch = max(1, int(max_batch))
         self._mean = np.asarray(pre["mean"], np.float32)
         self._std = np.asarray(pre["std"], np.float32)
-        self._selector = _Selector(video)
+        self._max_cond_frames = int(video["max_cond_frame_num"])
 
     # ------------------------------------------------------------------------------------------ frames
     def features(self, rgb: np.ndarray) -> OnnxFrameFeatures:
@@ -222,11 +202,11 @@ class OnnxTrackingEngine:
     # ------------------------------------------------------------------------------------------ memory
     def _bank(self, memory: ObjectMemory, frame: int, horizon: int | None, reverse: bool) -> Bank:
         """The memories and pointers the model reads for ``memory``'s object on ``frame``."""
-        view = ModelView(memory)
-        chosen = self._selector.gather_memories(view, 0, frame, reverse)
+        facts = self.facts
+        chosen = memory_frames(memory, frame, facts.num_maskmem, self._max_cond_frames, reverse)
         used = [(offset, record) for offset, record in chosen if record is not None]
-        offsets, pointers, max_pointers = self._selector.gather_pointers(
-            view, 0, frame, horizon, self.device, reverse, horizon is None
+        offsets, pointers, max_pointers = object_pointers(
+            memory, frame, horizon, facts.max_object_pointers, reverse
         )
         scale = float(max(max_pointers - 1, 1))
         return Bank(
@@ -325,10 +305,10 @@ class OnnxTrackingEngine:
         records = {}
         for k, (job, out, i) in enumerate(chosen):
             record = FrameRecord(
-                object_pointer=torch.from_numpy(out.pointers[i : i + 1, None].copy()),
-                maskmem_features=torch.from_numpy(memory[k][:, None].copy()),
+                object_pointer=out.pointers[i : i + 1, None].copy(),
+                maskmem_features=memory[k][:, None].copy(),
                 maskmem_pos_enc=None,  # a constant of the memory attention graph
-                logits=torch.from_numpy(out.logits[i : i + 1].copy()),
+                logits=out.logits[i : i + 1].copy(),
                 score=float(out.scores[i]),
                 object_score=float(out.object_scores[i].reshape(-1)[0]),
                 reverse=job.reverse,

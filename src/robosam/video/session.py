@@ -16,17 +16,20 @@ Decoded frames and high-resolution masks are never kept: frames are re-read from
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from robosam.errors import InputError
 from robosam.io.frames import FrameSource, IteratorFrames
 from robosam.results import Track
-from robosam.video.engine import Job, TrackingEngine
 from robosam.video.features import FeatureCache, FrameFeatures
+from robosam.video.jobs import Job
 from robosam.video.memory import FrameRecord, ObjectMemory
 from robosam.video.prompts import check_obj_id, make_prompt
 from robosam.video.retention import RetentionPolicy
 from robosam.video.tracks import records_to_tracks
+
+if TYPE_CHECKING:
+    from robosam.video.engine import TrackingEngine
 
 
 class TrackingSession:

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import os
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from robosam.errors import InputError
 from robosam.io.frames import open_frames
 from robosam.onnx_runtime import is_export_folder
-from robosam.video.engine import TrackingEngine
 from robosam.video.live import MAX_PROMPT_FRAMES, LiveTracker
-from robosam.video.loading import _load_video_model
 from robosam.video.session import TrackingSession
+
+if TYPE_CHECKING:
+    import torch
 
 
 class VideoTracker:
@@ -22,7 +21,8 @@ class VideoTracker:
     model: a preset (``sam2.1-hiera-tiny``), hub id, local folder, official SAM 2 / 2.1 checkpoint (``.pt``,
         loaded with its video modules), a transformers video model (``Sam2VideoModel``,
         ``Sam3TrackerVideoModel``, ``EdgeTamVideoModel``), or a folder written by ``robosam export onnx`` from a
-        SAM 2 video model (run by ONNX Runtime: ``robosam.video.onnx_backend``).
+        SAM 2 video model (run by ONNX Runtime: ``robosam.video.onnx_backend``, with no torch or transformers
+        import).
     device: ``auto`` (cuda, mps, cpu) or a torch device. dtype: float32 (default) or bfloat16 / float16
         (float32 only for an exported folder).
     max_batch: most objects tracked in one batched call.
@@ -44,11 +44,14 @@ class VideoTracker:
         if isinstance(model, (str, os.PathLike)) and is_export_folder(model):
             from robosam.video.onnx_backend import OnnxTrackingEngine
 
-            if dtype not in (None, "float32", torch.float32):
+            if dtype is not None and str(dtype) not in ("float32", "torch.float32"):
                 raise InputError("dtype", "float32 for an exported ONNX folder", dtype)
             self.engine: Any = OnnxTrackingEngine(model, device=str(device), max_batch=max_batch)
             self.model = self.engine.model
             return
+        from robosam.video.engine import TrackingEngine  # torch and transformers load here, not for ONNX
+        from robosam.video.loading import _load_video_model
+
         self.model = _load_video_model(model, device=device, dtype=dtype)
         self.engine = TrackingEngine(self.model, max_batch=max_batch)
 
@@ -58,7 +61,8 @@ class VideoTracker:
         return self.engine.facts.family
 
     @property
-    def device(self) -> torch.device:
+    def device(self) -> Any:
+        """The torch device the model runs on (``"cpu"`` for an exported folder: where its memory lives)."""
         return self.engine.device
 
     def session(self, source: Any, *, keep_history: bool = True) -> TrackingSession:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from robosam.masks import mask_to_box, upscale_logits
 from robosam.results import Track
@@ -34,8 +33,14 @@ def records_to_tracks(records: dict[int, FrameRecord], frame_hw: tuple[int, int]
     return tracks
 
 
-def _upscale(logits: list[torch.Tensor], frame_hw: tuple[int, int]) -> np.ndarray:
-    """(1, 1, L, L) logits to (N, H, W) bool: on the GPU with torch, on the CPU with OpenCV (same arithmetic)."""
+def _upscale(logits: list[Any], frame_hw: tuple[int, int]) -> np.ndarray:
+    """(1, 1, L, L) logits to (N, H, W) bool: numpy arrays (the ONNX engine) and CPU tensors with OpenCV, GPU
+    tensors with torch (same arithmetic)."""
+    if isinstance(logits[0], np.ndarray):
+        return upscale_logits(np.concatenate(logits).astype(np.float32, copy=False)[:, 0], frame_hw) > 0
+    import torch
+    import torch.nn.functional as F
+
     stacked = torch.cat(logits).float()  # (N, 1, L, L)
     if stacked.device.type == "cpu":
         return upscale_logits(stacked[:, 0].numpy(), frame_hw) > 0
