@@ -1,8 +1,11 @@
 """Prompt decoding with a cached image embedding: transformers' ``SamModel`` (prompt encoder + mask decoder)
 vs robosam's ``FastSamDecoder``, SAM ViT-B decoder widths (hidden 256, 8 heads, MLP 2048, 64 x 64 embedding),
-random weights at a realistic scale, same weights and embedding, same run.
+random weights at a realistic scale, same weights and embedding, same run. ``--model sam2``: the same for
+``Sam2Model`` vs ``FastSam2Decoder`` (SAM 2.1's decoder, every size shares it: hidden 256, 64 x 64
+embedding plus 128 and 256 high-resolution levels).
 
-    python benchmarks/decoder_speed.py [--repeats 30] [--prompts 256] [--chunks 1,4,16,64] [--no-compile]
+    python benchmarks/decoder_speed.py [--model sam|sam2] [--repeats 30] [--prompts 256] [--chunks 1,4,16,64]
+                                       [--no-compile] [--no-multimask]
     python benchmarks/decoder_speed.py --threads 1 --clock cpu   # on a machine shared with other jobs
 
 Prints per-prompt medians for 1 point, a box and 3 points (timings interleaved, so neither side always runs
@@ -24,6 +27,7 @@ import transformers as tf
 from torch import nn
 
 from robosam.models.fast_decoder import FastSamDecoder, tune_allocator
+from robosam.models.fast_decoder_sam2 import FastSam2Decoder
 
 Prompt = tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]
 
@@ -47,6 +51,37 @@ def build_model(seed: int = 0) -> tf.SamModel:
     return model
 
 
+def build_sam2_model(seed: int = 0) -> tf.Sam2Model:
+    """SAM 2.1's prompt encoder and mask decoder (transformers' default config) with PyTorch's default init;
+    the Hiera encoder is a small stub (only the feature sizes matter here)."""
+    torch.manual_seed(seed)
+    hiera = tf.Sam2HieraDetConfig(
+        hidden_size=16,
+        num_attention_heads=1,
+        blocks_per_stage=[1, 1, 1, 1],
+        embed_dim_per_stage=[16, 32, 64, 128],
+        num_attention_heads_per_stage=[1, 1, 1, 1],
+        global_attention_blocks=[3],
+    )
+    vision = tf.Sam2VisionConfig(backbone_config=hiera, backbone_channel_list=[128, 64, 32, 16])
+    model = tf.Sam2Model(tf.Sam2Config(vision_config=vision)).eval()
+    for module in [*model.prompt_encoder.modules(), *model.mask_decoder.modules()]:
+        if isinstance(module, (nn.Linear, nn.ConvTranspose2d, nn.Conv2d, nn.LayerNorm, nn.Embedding)):
+            module.reset_parameters()
+    return model
+
+
+def sam2_image_embeddings(seed: int = 1) -> list[torch.Tensor]:
+    """Stand-ins for ``Sam2Model.get_image_embeddings``: high-resolution levels (1, 32, 256, 256) and
+    (1, 64, 128, 128), and the (1, 256, 64, 64) embedding."""
+    g = torch.Generator().manual_seed(seed + 100)
+    return [
+        torch.randn(1, 32, 256, 256, generator=g),
+        torch.randn(1, 64, 128, 128, generator=g),
+        image_embedding(seed),
+    ]
+
+
 def image_embedding(seed: int = 1) -> torch.Tensor:
     """(1, 256, 64, 64) with SAM's neck output statistics: each pixel's channels layer-normalised."""
     g = torch.Generator().manual_seed(seed)
@@ -55,7 +90,7 @@ def image_embedding(seed: int = 1) -> torch.Tensor:
     return nn.functional.layer_norm(x.permute(0, 2, 3, 1), (256,)).permute(0, 3, 1, 2).contiguous()
 
 
-def transformers_decode(model: tf.SamModel, embedding: torch.Tensor, prompt: Prompt, multimask: bool):
+def transformers_decode(model: nn.Module, embedding, prompt: Prompt, multimask: bool):
     points, labels, boxes = prompt
     out = model(
         image_embeddings=embedding,
@@ -86,6 +121,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--model", choices=["sam", "sam2"], default="sam", help="decoder family")
     parser.add_argument("--repeats", type=int, default=30, help="timed calls per prompt kind")
     parser.add_argument("--prompts", type=int, default=256, help="single-point prompts for the chunked run")
     parser.add_argument("--chunks", default="1,4,16,64", help="chunk sizes for the chunked run")
@@ -109,9 +145,12 @@ def main() -> None:
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     tuned = tune_allocator() if args.tune_allocator else False
     torch.set_grad_enabled(False)
-    model = build_model()
-    embedding = image_embedding()
-    decoder = FastSamDecoder(model)
+    if args.model == "sam2":
+        model, embedding = build_sam2_model(), sam2_image_embeddings()
+        decoder: FastSamDecoder = FastSam2Decoder(model)
+    else:
+        model, embedding = build_model(), image_embedding()
+        decoder = FastSamDecoder(model)
     state = decoder.prepare(embedding)
     prepare_times = []
     for _ in range(5):
@@ -190,10 +229,11 @@ def main() -> None:
     columns = list(next(iter(timings.values())))
     medians = {name: {c: statistics.median(v) for c, v in row.items()} for name, row in timings.items()}
     print(
-        f"SAM ViT-B prompt encoder + mask decoder, random weights, {torch.get_num_threads()} threads, "
+        f"{'SAM 2.1' if args.model == 'sam2' else 'SAM ViT-B'} prompt encoder + mask decoder, random weights, "
+        f"{torch.get_num_threads()} threads, "
         f"{args.clock} clock, multimask={mm}, glibc allocator tuned: {'yes' if tuned else 'no'}"
     )
-    print(f"FastSamDecoder.prepare (once per image): {prepare_s * 1e3:.1f} ms")
+    print(f"{type(decoder).__name__}.prepare (once per image): {prepare_s * 1e3:.1f} ms")
     print(f"per prompt, median (min) of {args.repeats} (" + " | ".join(columns) + "):")
     for name, row in timings.items():
         cells = [f"{statistics.median(row[c]) * 1e3:7.1f} ({min(row[c]) * 1e3:.1f}) ms" for c in columns]

@@ -67,8 +67,9 @@ class Segmenter:
         ``LoadedModel``.
     cache_bytes: budget of the image-embedding LRU; an image seen before costs no encoder run.
     mask_threshold: logit above which a pixel is foreground.
-    fast_decoder: use robosam's exact fast mask decoder where the family has one (SAM 1 / SlimSAM), with
-        transformers' module for what it does not cover (mask input, gradients).
+    fast_decoder: use robosam's exact fast mask decoder where the family has one (SAM 1 / SlimSAM / MobileSAM,
+        SAM 2 / 2.1, SAM 3 tracker, EdgeTAM; not SAM-HQ), with transformers' module for what it does not
+        cover (mask input, gradients).
     ``last_timings`` (conveniences only) holds seconds of the last ``set_image`` / ``predict`` /
     ``predict_batch``: ``encoder_s`` (0.0 on a cache hit), ``decoder_s``, ``postprocess_s``.
     """
@@ -374,9 +375,13 @@ def _fast_decoder_for(model: PreTrainedModel) -> Any:
     """robosam's exact fast decoder for ``model`` where one exists, else None (transformers' module)."""
     try:
         from robosam.models.fast_decoder import FastSamDecoder
+        from robosam.models.fast_decoder_sam2 import FastSam2Decoder
     except ImportError:
         return None
-    return FastSamDecoder(model) if FastSamDecoder.supports(model) else None
+    for decoder in (FastSamDecoder, FastSam2Decoder):
+        if decoder.supports(model):
+            return decoder(model)
+    return None
 
 
 def _state_nbytes(state: Any) -> int:

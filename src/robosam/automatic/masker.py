@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from robosam.automatic.candidates import Candidates, full_resolution_mask, full_resolution_stats
-from robosam.automatic.decoding import decode_points
+from robosam.automatic.decoding import decode_points, refine_with_masks
 from robosam.automatic.filters import box_near_crop_edge, nms, remove_small_regions
 from robosam.automatic.layout import build_layer_point_grids, generate_crop_boxes
 from robosam.automatic.records import OUTPUT_MODES, to_records
@@ -38,8 +38,11 @@ class AutoMasker:
     crop_n_points_downscale_factor: grid side divided by this per layer; point_grids: explicit normalised
     grids (x, y) in [0, 1], one per layer; min_mask_region_area: fill holes and drop islands below this
     many pixels, then NMS again; output_mode: segmentation format of ``to_records`` (``binary_mask``,
-    ``uncompressed_rle``, ``coco_rle``). As in SAM 2's generator: multimask (3 masks per click) and
-    mask_threshold (logit of the mask boundary). compile: run the decoder through ``torch.compile``.
+    ``uncompressed_rle``, ``coco_rle``). As in SAM 2's generator: multimask (3 masks per click),
+    mask_threshold (logit of the mask boundary) and use_m2m (one refinement step: every candidate is decoded
+    again from its click plus its own low-res logits as mask input, single-mask, before any filter; this
+    step runs transformers' module, as robosam's fast decoder takes no mask input). compile: run the
+    decoder through ``torch.compile``.
 
     Results equal Meta's to float noise; the work is smaller: the image-level decoder work is shared by
     every click (the segmenter's fast decoder), candidates are filtered on predicted IoU before anything is
@@ -65,6 +68,7 @@ class AutoMasker:
         output_mode: str = "binary_mask",
         multimask: bool = True,
         mask_threshold: float = 0.0,
+        use_m2m: bool = False,
         compile: bool = False,
     ):
         from robosam.segmenter import Segmenter
@@ -93,6 +97,7 @@ class AutoMasker:
         self.output_mode = output_mode
         self.multimask = bool(multimask)
         self.mask_threshold = float(mask_threshold)
+        self.use_m2m = bool(use_m2m)
         self.compile = bool(compile)
 
     @staticmethod
@@ -223,13 +228,24 @@ class AutoMasker:
         for offset in range(0, len(points), self.points_per_batch):
             batch = points[offset : offset + self.points_per_batch]
             start = time.perf_counter()
-            logits, iou = decode_points(
-                self.segmenter, embedding, batch, self.multimask, self.compile, pad_to=self.points_per_batch
+            # the predicted-IoU filter before any upscaling, unless m2m refines every candidate first
+            prefilter = self.pred_iou_thresh > 0.0 and not self.use_m2m
+            logits, iou, clicked = decode_points(
+                self.segmenter,
+                embedding,
+                batch,
+                self.multimask,
+                self.compile,
+                pad_to=self.points_per_batch,
+                min_score=self.pred_iou_thresh if prefilter else None,
             )
+            batch_points = batch[clicked]
+            if self.use_m2m:
+                logits, iou = refine_with_masks(
+                    self.segmenter, embedding, batch_points, logits, self.points_per_batch
+                )
             timings["decoder_s"] += time.perf_counter() - start
             start = time.perf_counter()
-            per_point = len(iou) // len(batch)
-            batch_points = np.repeat(batch, per_point, axis=0)
             keep = iou > self.pred_iou_thresh if self.pred_iou_thresh > 0.0 else np.ones(len(iou), bool)
             logits, iou, batch_points = logits[keep], iou[keep], batch_points[keep]
             stability, boxes = full_resolution_stats(
