@@ -105,6 +105,22 @@ def test_unreadable_and_truncated_image_files(tmp_path, sample_image_path):
             load_image(path)
 
 
+def test_a_plugin_missing_its_decoder_is_an_unreadable_file(tmp_path, monkeypatch):
+    """Packages register Pillow openers (ultralytics: HEIF through pi_heif, imported on demand); one that
+    fails to import on a file no built-in format claims still means "unreadable file", not a crash."""
+    from PIL import Image
+
+    def needs_missing_decoder(fp, prefix=None):
+        raise ModuleNotFoundError("No module named 'pi_heif'")
+
+    monkeypatch.setattr(Image, "OPEN", {**Image.OPEN, "HEIF": (needs_missing_decoder, lambda prefix: True)})
+    monkeypatch.setattr(Image, "ID", [*Image.ID, "HEIF"])
+    garbage = tmp_path / "garbage.jpg"
+    garbage.write_bytes(b"this is not a jpeg")
+    with pytest.raises(InputError, match="readable, complete image.*pi_heif"):
+        load_image(garbage)
+
+
 def test_model_errors(tmp_path):
     with pytest.raises(InputError, match="preset name"):
         load_model("no-such-model")

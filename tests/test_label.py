@@ -89,6 +89,44 @@ def test_prefetch_leaves_one_core_to_decoding_and_restores_torch_threads(
         torch.set_num_threads(before)
 
 
+def test_an_error_in_the_decoding_thread_reaches_the_caller(
+    tmp_path, tiny_sam_dir, image_folder, monkeypatch
+):
+    """The prefetch thread failing (anything but an unreadable image, which is recorded) raises in the
+    caller instead of leaving it waiting for images that never come."""
+    import threading
+
+    import robosam.labeling.local as local
+
+    folder, boxes_file = image_folder
+    calls = []
+    real_decode = local.decode
+
+    def decode(item):
+        calls.append(item)
+        if len(calls) == 3:
+            raise RuntimeError("disk went away")
+        return real_decode(item)
+
+    monkeypatch.setattr(local, "decode", decode)
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            label(
+                str(folder), boxes_task(tiny_sam_dir, boxes_file), tmp_path / "out", shard_size=2, prefetch=4
+            )
+            outcome.append(None)
+        except BaseException as error:  # noqa: BLE001 - inspected below
+            outcome.append(error)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+    assert not worker.is_alive(), "label() hung after the decoding thread failed"
+    assert isinstance(outcome[0], RuntimeError) and "disk went away" in str(outcome[0])
+
+
 def test_ray_engine_gives_the_same_labels(tmp_path, tiny_sam_dir, image_folder):
     require_peer("ray")
     folder, boxes_file = image_folder

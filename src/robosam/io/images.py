@@ -41,7 +41,9 @@ def _read_image_file(path: Path, argument: str) -> np.ndarray:
         with Image.open(path) as pil:
             pil.load()
             return _pil_to_rgb(pil)
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, ImportError) as error:
+        # ImportError: a Pillow plugin another package registered (ultralytics' HEIF opener) may try an
+        # uninstalled decoder on a file no built-in format claims
         raise InputError(argument, "a readable, complete image file", str(path), detail=str(error)) from error
 
 

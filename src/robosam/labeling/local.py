@@ -13,6 +13,13 @@ from robosam.labeling.shards import Shard, decode, label_shard
 from robosam.labeling.tasks import LabelTask
 
 
+class _Failed:
+    """An exception the decoding thread met, carried to the consumer (never left waiting on the queue)."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
 def prefetched(shards: list[Shard], depth: int) -> Iterator[tuple[Shard, list[np.ndarray | str]]]:
     """Each shard with its decoded images; with ``depth`` > 0 a thread decodes up to ``depth`` images ahead
     (bounded memory), with 0 decoding happens inline."""
@@ -23,24 +30,35 @@ def prefetched(shards: list[Shard], depth: int) -> Iterator[tuple[Shard, list[np
     decoded: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def put(value: object) -> bool:
+        while not stop.is_set():
+            try:
+                decoded.put(value, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def work() -> None:
-        for shard in shards:
-            for item in shard.items:
-                image = decode(item)
-                while not stop.is_set():
-                    try:
-                        decoded.put(image, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
+        try:
+            for shard in shards:
+                for item in shard.items:
+                    if not put(decode(item)):
+                        return
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            put(_Failed(error))
+
+    def take() -> np.ndarray | str:
+        value = decoded.get()
+        if isinstance(value, _Failed):
+            raise value.error
+        return value
 
     thread = threading.Thread(target=work, daemon=True, name="robosam-prefetch")
     thread.start()
     try:
         for shard in shards:
-            yield shard, [decoded.get() for _ in shard.items]
+            yield shard, [take() for _ in shard.items]
     finally:
         stop.set()
         thread.join(timeout=5)
