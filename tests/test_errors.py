@@ -121,6 +121,26 @@ def test_a_plugin_missing_its_decoder_is_an_unreadable_file(tmp_path, monkeypatc
         load_image(garbage)
 
 
+def test_an_upload_a_pillow_wrapper_fails_on_is_a_bad_request(monkeypatch):
+    """ultralytics wraps ``Image.open`` and retries unknown files with an optional HEIF decoder, raising
+    ImportError where it is not installed: the server must still answer that upload with a 4xx."""
+    from PIL import Image
+
+    from robosam.serve.limits import decode_image
+
+    real_open = Image.open
+
+    def wrapped_open(fp, *args, **kwargs):
+        try:
+            return real_open(fp, *args, **kwargs)
+        except Image.UnidentifiedImageError:
+            raise ModuleNotFoundError("No module named 'pi_heif'") from None
+
+    monkeypatch.setattr(Image, "open", wrapped_open)
+    with pytest.raises(InputError, match="^file: expected a readable, complete image file.*pi_heif"):
+        decode_image(b"this is not an image", max_pixels=10**6)
+
+
 def test_model_errors(tmp_path):
     with pytest.raises(InputError, match="preset name"):
         load_model("no-such-model")

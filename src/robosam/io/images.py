@@ -42,8 +42,8 @@ def _read_image_file(path: Path, argument: str) -> np.ndarray:
             pil.load()
             return _pil_to_rgb(pil)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, ImportError) as error:
-        # ImportError: a Pillow plugin another package registered (ultralytics' HEIF opener) may try an
-        # uninstalled decoder on a file no built-in format claims
+        # ImportError: packages that wrap Pillow (ultralytics retries unknown files with an optional HEIF
+        # decoder) fail that way on a file no format claims
         raise InputError(argument, "a readable, complete image file", str(path), detail=str(error)) from error
 
 

@@ -113,7 +113,9 @@ def decode_image(data: bytes, max_pixels: int, argument: str = "file") -> np.nda
         pil.load()
     except Image.DecompressionBombError as error:
         raise too_large(argument, f"an image of at most {max_pixels} pixels", str(error)) from error
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, ImportError) as error:
+        # ImportError: packages that wrap Pillow (ultralytics retries unknown files with an optional HEIF
+        # decoder) fail that way on garbage; it is still the client's unreadable file, not a server error
         raise InputError(
             argument, f"a readable, complete image file ({', '.join(IMAGE_FORMATS)})", None, detail=str(error)
         ) from error
