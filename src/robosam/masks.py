@@ -17,7 +17,11 @@ from robosam.io import atomic_write
 
 def encode_rle(mask: np.ndarray) -> dict[str, Any]:
     """One bool mask (H, W) to COCO RLE: ``{"size": [H, W], "counts": str}`` (JSON-ready)."""
-    rle = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return _jsonable_rle(coco_mask.encode(np.asfortranarray(mask.astype(np.uint8))))
+
+
+def _jsonable_rle(rle: dict[str, Any]) -> dict[str, Any]:
+    """pycocotools' RLE (bytes counts) as ``{"size": [H, W], "counts": str}``."""
     return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
 
 
@@ -40,11 +44,7 @@ def encode_rles_with_stats(masks: np.ndarray) -> tuple[list[dict[str, Any]], np.
     present = areas > 0
     boxes[present, :2] = xywh[present, :2]
     boxes[present, 2:] = xywh[present, :2] + xywh[present, 2:] - 1
-    rles = [
-        {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
-        for rle in encoded
-    ]
-    return rles, areas, boxes
+    return [_jsonable_rle(rle) for rle in encoded], areas, boxes
 
 
 def decode_rle(rle: dict[str, Any]) -> np.ndarray:
