@@ -17,6 +17,7 @@ import torch
 import transformers as tf
 from torch import nn
 
+from robosam.models import fast_decoder
 from robosam.models.fast_decoder import FastSamDecoder, tune_allocator
 
 # Measured over all cases: ViT-B widths max |logit diff| 3.6e-7 (|logits| up to 0.5), max |score diff|
@@ -137,6 +138,23 @@ def test_matches_transformers(setups, config, case, multimask):
     _assert_close(fast, reference)
 
 
+@pytest.mark.parametrize("case", CASES)
+def test_matches_transformers_in_small_tiles(setups, case, monkeypatch):
+    """The per-prompt image work runs in tiles of image tokens; tiles of 24 tokens or fewer (the tiny image
+    has 64, so the last tile is partial) give transformers' results too."""
+    monkeypatch.setattr(fast_decoder, "TILE_FLOATS", 24 * 32)
+    monkeypatch.setattr(fast_decoder, "UPSCALE_TILE_FLOATS", 24 * 32)
+    model, decoder, embedding = setups["tiny"]
+    upscale_columns = 4 * model.mask_decoder.upscale_conv1.out_channels
+    assert decoder._tile_tokens(1, 32) == 24 and decoder._tile_tokens(1, upscale_columns, 24 * 32) == 24
+    assert embedding.shape[-1] ** 2 == 64 and embedding.shape[1] == 32
+    points, labels, boxes = _prompt(case, model.config.prompt_encoder_config.image_size)
+    with torch.inference_mode():
+        fast = decoder(decoder.prepare(embedding), points, labels, boxes, True)
+        reference = _reference(model, embedding, points, labels, boxes, True)
+    _assert_close(fast, reference)
+
+
 def test_no_grad_matches_inference_mode(setups):
     _, decoder, embedding = setups["tiny"]
     points, labels, boxes = _prompt("points_box", 128)
@@ -147,9 +165,14 @@ def test_no_grad_matches_inference_mode(setups):
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
 
 
-def test_gradients_match_transformers():
+@pytest.mark.parametrize("tile_floats", [fast_decoder.TILE_FLOATS, 24 * 32], ids=["one_tile", "small_tiles"])
+def test_gradients_match_transformers(tile_floats, monkeypatch):
     """A loss on the fast decoder's outputs gives transformers' gradients on every decoder parameter
-    and on the image embedding."""
+    and on the image embedding, also when the image work runs in several tiles."""
+    monkeypatch.setattr(fast_decoder, "TILE_FLOATS", tile_floats)
+    monkeypatch.setattr(
+        fast_decoder, "UPSCALE_TILE_FLOATS", min(tile_floats, fast_decoder.UPSCALE_TILE_FLOATS)
+    )
     model = _realistic_init(tiny_models.build_sam(), seed=4)
     decoder = FastSamDecoder(model)
     config = model.config.prompt_encoder_config

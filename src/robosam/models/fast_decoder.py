@@ -44,6 +44,13 @@ from robosam.runtime import tune_allocator
 
 __all__ = ["FastImageState", "FastSamDecoder", "tune_allocator"]
 
+# Numbers per tile of the per-prompt image work. The per-prompt image tensors (4096 x 256 floats for SAM, 16x
+# that after the upscaling) otherwise go through memory on every step, and on CPUs memory traffic, not
+# arithmetic, bounds the decoder. Two-way layers: 1 Mi floats (tiles of 1024 tokens for 4 prompts), where
+# the cost of each op call still pays; upscaling, per prompt: 64 Ki floats (256 KiB, a core's L2).
+TILE_FLOATS = 1024 * 1024
+UPSCALE_TILE_FLOATS = 64 * 1024
+
 
 def _linear(x: Tensor, m: nn.Linear) -> Tensor:
     return F.linear(x, m.weight, m.bias)
@@ -276,25 +283,38 @@ class FastSamDecoder:
         return _linear(out, _out_proj(attn))
 
     @staticmethod
-    def _token_to_image(attn: nn.Module, query: Tensor, keys: Tensor, pe_keys: Tensor) -> Tensor:
-        """SamAttention(query, keys + pe, keys): the tokens attend to the image.
+    def _token_to_image_query(attn: nn.Module, query: Tensor, pe_keys: Tensor) -> tuple[Tensor, Tensor]:
+        """Query side of SamAttention(query, keys + pe, keys), the tokens attending to the image.
 
-        query (O, T, C), keys (O, N, C), pe_keys (H, d, N) the projected positional part of the keys
-        -> (O, T, C). Re-associated: the key projection is folded into the queries (O, H*T, C) and the
-        value projection applied after averaging the image tokens (attention rows sum to 1, so the
-        value bias passes through unchanged).
+        query (O, T, C), pe_keys (H, d, N) the projected positional part of the keys. Re-associated: the key
+        projection is folded into the queries, so that the logits are ``pe_logits + folded @ keys^T``.
+        Returns folded (O, H*T, C) and pe_logits (O, H*T, N).
         """
         heads = attn.num_attention_heads
-        o, t, channels = query.shape
+        o, _, channels = query.shape
         q = _heads_first(_linear(query, attn.q_proj) * attn.scaling, heads)  # (H, O*T, d)
-        head_dim = q.shape[-1]
-        folded = _objects_first(q @ attn.k_proj.weight.view(heads, head_dim, channels), o)  # (O, H*T, C)
-        logits = torch.baddbmm(_objects_first(q @ pe_keys, o), folded, keys.transpose(1, 2))
-        mixed = torch.softmax(logits, dim=-1) @ keys  # (O, H*T, C)
-        mixed = mixed.view(o, heads, t, channels).transpose(0, 1).reshape(heads, o * t, channels)
+        folded = _objects_first(q @ attn.k_proj.weight.view(heads, q.shape[-1], channels), o)
+        return folded, _objects_first(q @ pe_keys, o)
+
+    @staticmethod
+    def _token_to_image_output(attn: nn.Module, logits: Tensor, keys: list[Tensor], tokens: int) -> Tensor:
+        """Output of the attention whose logits (O, H*T, N) ``_token_to_image_query`` set up, keys the image
+        (O, N, C) as tiles -> (O, T, C). The value projection is applied after averaging the image tokens
+        (attention rows sum to 1, so the value bias passes through unchanged)."""
+        heads = attn.num_attention_heads
+        o, _, channels = keys[0].shape
+        head_dim = attn.v_proj.weight.shape[0] // heads
+        weights = torch.softmax(logits, dim=-1)
+        mixed, start = None, 0  # (O, H*T, C)
+        for tile in keys:
+            part = weights[:, :, start : start + tile.shape[1]]
+            mixed = part @ tile if mixed is None else torch.baddbmm(mixed, part, tile)
+            start += tile.shape[1]
+        mixed = mixed.view(o, heads, tokens, channels).transpose(0, 1).reshape(heads, o * tokens, channels)
         value_weight = attn.v_proj.weight.view(heads, head_dim, channels).transpose(1, 2)
         out = torch.baddbmm(attn.v_proj.bias.view(heads, 1, head_dim), mixed, value_weight)  # (H, O*T, d)
-        return _linear(out.view(heads, o, t, head_dim).permute(1, 2, 0, 3).reshape(o, t, -1), _out_proj(attn))
+        out = out.view(heads, o, tokens, head_dim).permute(1, 2, 0, 3).reshape(o, tokens, -1)
+        return _linear(out, _out_proj(attn))
 
     @staticmethod
     def _image_to_token_side(attn: nn.Module, tokens: Tensor, tokens_pe: Tensor) -> tuple[Tensor, Tensor]:
@@ -343,8 +363,8 @@ class FastSamDecoder:
         kept = torch.nonzero((scores > min_score).any(dim=1)).flatten()
         if not len(kept):
             side = (4 * state.height, 4 * state.width)
-            return keys.new_zeros((0, hyper.shape[1], *side)), scores, kept
-        return self._upscale_masks(keys[kept], hyper[kept], state), scores, kept
+            return hyper.new_zeros((0, hyper.shape[1], *side)), scores, kept
+        return self._upscale_masks([tile[kept] for tile in keys], hyper[kept], state), scores, kept
 
     def _heads(
         self,
@@ -354,33 +374,37 @@ class FastSamDecoder:
         boxes: Tensor | None,
         multimask: bool,
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """Everything before the upscaling: image tokens (O, N, C), hypernetwork outputs (O, K, C/8) and
-        IoU scores (O, K) of the K returned masks."""
+        """Everything before the upscaling: the image (O, N, C) as tiles of image tokens (O, s, C),
+        hypernetwork outputs (O, K, C/8) and IoU scores (O, K) of the K returned masks."""
         decoder = self.mask_decoder
-        transformer = decoder.transformer
         tokens = self._tokens(points, labels, boxes)  # also the tokens' positional embedding
-        q, keys = self._two_way_transformer(state, tokens)
-
-        # final attention and heads, for the returned output tokens only
+        # the final attention and the heads run for the returned output tokens only
         mask_ids = list(range(1, decoder.num_mask_tokens)) if multimask else [0]
         rows = [0] + [1 + i for i in mask_ids]
-        q, pe_rows = q[:, rows], tokens[:, rows]
-        final = transformer.final_attn_token_to_image
-        q = q + self._token_to_image(final, q + pe_rows, keys, state.pe_t2i_keys[-1])
-        q = _layer_norm(q, transformer.layer_norm_final_attn)
+        q, keys, final = self._two_way_transformer(state, tokens, rows)
+        q = _layer_norm(q[:, rows] + final, decoder.transformer.layer_norm_final_attn)
         scores = decoder.iou_prediction_head(q[:, 0])[:, mask_ids]
         mlps = decoder.output_hypernetworks_mlps
         hyper = torch.stack([mlps[i](q[:, 1 + j]) for j, i in enumerate(mask_ids)], dim=1)  # (O, K, C / 8)
         return keys, hyper, scores
 
-    def _two_way_transformer(self, state: FastImageState, tokens: Tensor) -> tuple[Tensor, Tensor]:
-        """The two-way layers (not the final attention): tokens (O, T, C) -> tokens (O, T, C), image (O, N, C)."""
-        transformer = self.mask_decoder.transformer
-        o, t, channels = tokens.shape
-        n = state.keys.shape[0]
+    def _two_way_transformer(
+        self, state: FastImageState, tokens: Tensor, final_rows: list[int]
+    ) -> tuple[Tensor, list[Tensor], Tensor]:
+        """The two-way layers and the final token-to-image attention.
 
-        # first layer: the image side is in the state
-        layer = transformer.layers[0]
+        tokens (O, T, C) -> the tokens after the layers (O, T, C), the image after the layers (O, N, C) as
+        consecutive tiles of image tokens (O, s, C), and the final attention's output (O, R, C) for the R
+        ``final_rows`` (queried by those rows plus their positional embedding, as ``SamTwoWayTransformer``
+        does for every row). The per-prompt image never exists whole: each tile goes through a layer's
+        image update and the next attention's logits while it is in cache.
+        """
+        transformer = self.mask_decoder.transformer
+        layers = transformer.layers
+        o, t, _ = tokens.shape
+
+        # first layer, token side: the image it attends to is in the state
+        layer = layers[0]
         q = _layer_norm(self._token_self_attention(layer.self_attn, tokens, tokens), layer.layer_norm1)
         t2i = layer.cross_attn_token_to_image
         heads = t2i.num_attention_heads
@@ -389,33 +413,86 @@ class FastSamDecoder:
         out = _linear(out.view(heads, o, t, -1).permute(1, 2, 0, 3).reshape(o, t, -1), _out_proj(t2i))
         q = _layer_norm(q + out, layer.layer_norm2)
         q = _layer_norm(q + layer.mlp(q), layer.layer_norm3)
-        i2t = layer.cross_attn_image_to_token
-        k, values = self._image_to_token_side(i2t, q, q + tokens)
-        weights = _softmax_over_tokens((k @ state.i2t_queries).view(i2t.num_attention_heads, o, t, n))
-        weights = _objects_first(weights.view(-1, o * t, n), o)  # (O, H*T, N)
-        keys = torch.baddbmm(state.keys, weights.transpose(1, 2), values)
-        keys = _layer_norm(keys, layer.layer_norm4)  # (O, N, C)
 
-        for index, layer in enumerate(transformer.layers[1:]):
-            query = q + tokens
-            q = _layer_norm(q + self._token_self_attention(layer.self_attn, query, q), layer.layer_norm1)
-            out = self._token_to_image(
-                layer.cross_attn_token_to_image, q + tokens, keys, state.pe_t2i_keys[index]
-            )
-            q = _layer_norm(q + out, layer.layer_norm2)
-            q = _layer_norm(q + layer.mlp(q), layer.layer_norm3)
-            i2t = layer.cross_attn_image_to_token
-            heads = i2t.num_attention_heads
-            k, values = self._image_to_token_side(i2t, q, q + tokens)
-            # queries (keys + pe) @ Wq^T + bq against the token keys: the keys part folded into the tokens
-            folded = _objects_first(k @ i2t.q_proj.weight.view(heads, k.shape[-1], channels), o)
-            logits = torch.baddbmm(
-                _objects_first(k @ state.pe_i2t_queries[index], o), folded, keys.transpose(1, 2)
-            )  # (O, H*T, N)
-            weights = _softmax_over_tokens(logits.view(o, heads, t, n)).view(o, -1, n)
-            keys = torch.baddbmm(keys, weights.transpose(1, 2), values)
-            keys = _layer_norm(keys, layer.layer_norm4)
-        return q, keys
+        keys = None  # the image before the layer, as tiles: the state's for the first
+        for index, layer in enumerate(layers):
+            k, values = self._image_to_token_side(layer.cross_attn_image_to_token, q, q + tokens)
+            following = layers[index + 1] if index + 1 < len(layers) else None
+            if following is not None:  # the next layer's token side up to its token-to-image attention
+                query = q + tokens
+                q = _layer_norm(
+                    q + self._token_self_attention(following.self_attn, query, q), following.layer_norm1
+                )
+                attn, query, rows = following.cross_attn_token_to_image, q + tokens, t
+                pe_keys = state.pe_t2i_keys[index]
+            else:
+                attn, rows = transformer.final_attn_token_to_image, len(final_rows)
+                query, pe_keys = q[:, final_rows] + tokens[:, final_rows], state.pe_t2i_keys[-1]
+            folded, pe_logits = self._token_to_image_query(attn, query, pe_keys)
+            keys, logits = self._image_update(state, index, keys, k, values, folded, pe_logits)
+            out = self._token_to_image_output(attn, logits, keys, rows)
+            if following is None:
+                return q, keys, out
+            q = _layer_norm(q + out, following.layer_norm2)
+            q = _layer_norm(q + following.mlp(q), following.layer_norm3)
+        raise ValueError("the two-way transformer has no layers")
+
+    @staticmethod
+    def _tile_tokens(objects: int, columns: int, floats: int | None = None) -> int:
+        """Image tokens per tile so that an (objects, tile, columns) tensor holds about ``floats`` numbers
+        (default ``TILE_FLOATS``)."""
+        return max(16, (TILE_FLOATS if floats is None else floats) // (objects * columns))
+
+    def _image_update(
+        self,
+        state: FastImageState,
+        index: int,
+        keys: list[Tensor] | None,
+        k: Tensor,
+        values: Tensor,
+        folded: Tensor,
+        pe_logits: Tensor,
+    ) -> tuple[list[Tensor], Tensor]:
+        """Image-to-token attention of layer ``index`` and its layer norm, then the next attention's logits.
+
+        keys: the image (O, N, C) before the layer as tiles (None for the first layer: the state's); k
+        (H, O*T, d) and values (O, H*T, C) from ``_image_to_token_side``; folded (O, H'*T', C) and pe_logits
+        (O, H'*T', N) from ``_token_to_image_query`` for the next attention. The image-to-token softmax and
+        the layer norm are per image token, so the work runs tile by tile. Returns the image after the
+        layer as tiles and the next attention's logits ``pe_logits + folded @ keys^T`` (O, H'*T', N).
+        """
+        layer = self.mask_decoder.transformer.layers[index]
+        i2t = layer.cross_attn_image_to_token
+        heads = i2t.num_attention_heads
+        objects, channels = values.shape[0], values.shape[-1]
+        tokens = k.shape[1] // objects
+        n = state.keys.shape[0]
+        if keys is None:
+            pe_queries = state.i2t_queries
+            size = self._tile_tokens(objects, channels)
+            keys = [state.keys[start : start + size].expand(objects, -1, -1) for start in range(0, n, size)]
+        else:  # queries (keys + pe) @ Wq^T + bq against the token keys: the keys part folded into the tokens
+            pe_queries = state.pe_i2t_queries[index - 1]
+            i2t_folded = _objects_first(k @ i2t.q_proj.weight.view(heads, k.shape[-1], channels), objects)
+        # the previous tiles are overwritten unless they are the state's or autograd needs them
+        in_place = index > 0 and not torch.is_grad_enabled()
+        updated, logits, start = [], [], 0
+        for before in keys:
+            tile = slice(start, start + before.shape[1])
+            start = tile.stop
+            i2t_logits = _objects_first(k @ pe_queries[:, :, tile], objects)  # (O, H*T, s)
+            if index > 0:
+                i2t_logits = torch.baddbmm(i2t_logits, i2t_folded, before.transpose(1, 2))
+            weights = _softmax_over_tokens(i2t_logits.view(objects, heads, tokens, -1))
+            weights = weights.view(objects, heads * tokens, -1).transpose(1, 2)
+            if in_place:
+                after = before.baddbmm_(weights, values)
+            else:
+                after = torch.baddbmm(before, weights, values)
+            after = _layer_norm(after, layer.layer_norm4)
+            updated.append(after)
+            logits.append(torch.baddbmm(pe_logits[:, :, tile], folded, after.transpose(1, 2)))
+        return updated, torch.cat(logits, dim=-1)
 
     def _upscale_biases(self, state: FastImageState) -> tuple[Tensor, Tensor]:
         """What the two transposed convolutions' GEMMs add: (4 C/4,) and (4 C/8,), one per (sub-pixel,
@@ -423,22 +500,37 @@ class FastSamDecoder:
         decoder = self.mask_decoder
         return decoder.upscale_conv1.bias.repeat(4), decoder.upscale_conv2.bias.repeat(4)
 
-    def _upscale_masks(self, keys: Tensor, hyper: Tensor, state: FastImageState) -> Tensor:
-        """keys (O, N, C), hyper (O, K, C/8) -> mask logits (O, K, 4h, 4w).
+    def _upscale_masks(self, keys: list[Tensor], hyper: Tensor, state: FastImageState) -> Tensor:
+        """keys the image (O, N, C) as tiles (O, s, C), hyper (O, K, C/8) -> mask logits (O, K, 4h, 4w).
 
-        A ConvTranspose2d with kernel 2 and stride 2 is one GEMM over the input pixels: rows come
-        out as (y, x, dy, dx), and the image layout is restored only on the K-channel masks.
+        A ConvTranspose2d with kernel 2 and stride 2 is one GEMM over the input pixels: rows come out as
+        (y, x, dy, dx), and the image layout is restored only on the K-channel masks. Runs per prompt in
+        tiles of image tokens, so that the 16x larger activations stay in cache.
         """
         decoder = self.mask_decoder
         conv1, conv2, norm = decoder.upscale_conv1, decoder.upscale_conv2, decoder.upscale_layer_norm
-        o, n, channels = keys.shape
+        o, _, channels = keys[0].shape
+        n = state.keys.shape[0]
         mid, low = conv1.out_channels, conv2.out_channels
         weight1 = conv1.weight.permute(0, 2, 3, 1).reshape(channels, 4 * mid)  # (C_in, dy*dx*C_out)
         weight2 = conv2.weight.permute(0, 2, 3, 1).reshape(mid, 4 * low)
         bias1, bias2 = self._upscale_biases(state)
-        x = _affine(keys, weight1, bias1)  # (O, N, 4 C/4), cols (dy, dx, C/4)
-        x = F.layer_norm(x.view(o, n * 4, mid), (mid,), norm.weight, norm.bias, norm.eps)
-        x = decoder.activation(_affine(decoder.activation(x), weight2, bias2))  # cols (ey, ex, C/8)
-        masks = hyper @ x.view(o, n * 16, low).transpose(1, 2)  # (O, K, y*x*dy*dx*ey*ex)
+        masks = hyper.new_empty(o, hyper.shape[1], 16 * n)  # columns (y, x, dy, dx, ey, ex)
+        size = self._tile_tokens(1, 4 * mid, UPSCALE_TILE_FLOATS)
+        offset = 0
+        for tile_keys in keys:
+            for first in range(0, tile_keys.shape[1], size):
+                start, count = offset + first, min(size, tile_keys.shape[1] - first)
+                tile, fine = slice(start, start + count), slice(4 * start, 4 * (start + count))
+                tile_bias1 = bias1 if bias1.dim() == 1 else bias1[tile]
+                tile_bias2 = bias2 if bias2.dim() == 1 else bias2[fine]
+                for index in range(o):
+                    x = torch.addmm(
+                        tile_bias1, tile_keys[index, first : first + count], weight1
+                    )  # cols (dy, dx, C/4)
+                    x = F.layer_norm(x.view(-1, mid), (mid,), norm.weight, norm.bias, norm.eps)
+                    x = decoder.activation(torch.addmm(tile_bias2, decoder.activation(x), weight2))
+                    masks[index, :, 16 * start : 16 * (start + count)] = hyper[index] @ x.view(-1, low).t()
+            offset += tile_keys.shape[1]
         masks = masks.view(o * hyper.shape[1], -1)[:, state.mask_order]
         return masks.view(o, hyper.shape[1], 4 * state.height, 4 * state.width)

@@ -169,19 +169,15 @@ class FastSam2Decoder(FastSamDecoder):
         """``FastSamDecoder._heads``; scores (O, 4) of every mask token when the single mask is chosen by
         stability (then K = 4 hypernetwork outputs), else (O, K) of the returned ones."""
         decoder = self.mask_decoder
-        transformer = decoder.transformer
         tokens = self._tokens(points, labels, boxes)  # rows: object score, IoU, mask tokens, prompts
-        q, keys = self._two_way_transformer(state, tokens)
         dynamic = self._dynamic(multimask)
         if multimask:
             mask_ids = list(range(1, decoder.num_mask_tokens))
         else:
             mask_ids = list(range(decoder.num_mask_tokens)) if dynamic else [0]
         rows = [1] + [2 + i for i in mask_ids]  # the object score token's output is not returned
-        q, pe_rows = q[:, rows], tokens[:, rows]
-        final = transformer.final_attn_token_to_image
-        q = q + self._token_to_image(final, q + pe_rows, keys, state.pe_t2i_keys[-1])
-        q = _layer_norm(q, transformer.layer_norm_final_attn)
+        q, keys, final = self._two_way_transformer(state, tokens, rows)
+        q = _layer_norm(q[:, rows] + final, decoder.transformer.layer_norm_final_attn)
         scores = decoder.iou_prediction_head(q[:, 0])  # (O, num_mask_tokens)
         mlps = decoder.output_hypernetworks_mlps
         hyper = torch.stack([mlps[i](q[:, 1 + j]) for j, i in enumerate(mask_ids)], dim=1)  # (O, K, C / 8)
