@@ -15,6 +15,7 @@ pred_iou_thresh=0.01 (about 45 % of candidates pass), stability_score_thresh=0.6
 from __future__ import annotations
 
 import json
+import threading
 import warnings
 
 import numpy as np
@@ -38,6 +39,7 @@ from robosam.automatic.candidates import full_resolution_stats
 from robosam.errors import InputError
 from robosam.masks import mask_to_box, upscale_logits
 from robosam.models import ImageGeometry
+from robosam.runtime import torch_threads
 
 amg = require_peer("segment_anything.utils.amg")
 
@@ -328,12 +330,41 @@ def test_full_resolution_stats_equal_stats_of_upscaled_masks(geometry):
     logits.append(np.where(xx == side - 1, 4.0, -4.0))  # a one-cell stripe at the far edge
     logits = np.stack(logits).astype(np.float32)
     full = upscale_logits(logits, geometry.original_hw, **geometry.upscale_frame())
-    for threshold, offset in [(0.0, 1.0), (0.5, 2.0)]:
-        stability, boxes = full_resolution_stats(logits, geometry, threshold, offset)
+    for threshold, offset, workers in [(0.0, 1.0, 1), (0.5, 2.0, 1), (0.0, 1.0, 2)]:
+        stability, boxes = full_resolution_stats(
+            logits, geometry, threshold, offset, chunk=3, workers=workers
+        )
         expected = stability_score(full, threshold, offset)
         np.testing.assert_array_equal(np.isnan(stability), np.isnan(expected))
         np.testing.assert_allclose(stability, expected, rtol=1e-6)
         np.testing.assert_array_equal(boxes, mask_to_box(full > threshold))
+
+
+def test_decoder_threads_change_nothing(segmenter, monkeypatch):
+    """On a CPU the fast decoder's chunks of clicks run on as many Python threads as torch has intra-op threads
+    (one torch thread each). With 1 or 2 torch threads the results are identical, the second run really
+    decodes on worker threads, and torch's thread count is restored afterwards."""
+    knobs = {**PARITY_KNOBS, "points_per_side": 8}
+    image = squares_image()
+    decode_above = segmenter.fast.decode_above
+    threads: list[str] = []
+
+    def recording(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return decode_above(*args, **kwargs)
+
+    monkeypatch.setattr(segmenter.fast, "decode_above", recording)
+    with torch_threads(1):
+        serial = AutoMasker(segmenter, **knobs).generate(image)
+    serial_threads, threads[:] = set(threads), []
+    with torch_threads(2):
+        threaded = AutoMasker(segmenter, **knobs).generate(image)
+        assert torch.get_num_threads() == 2
+    assert serial_threads == {threading.main_thread().name}
+    assert any(name.startswith("robosam-decode") for name in threads)
+    assert len(serial) > 5
+    np.testing.assert_array_equal(threaded.masks, serial.masks)
+    np.testing.assert_array_equal(threaded.scores, serial.scores)
 
 
 @pytest.mark.slow

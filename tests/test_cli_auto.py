@@ -72,3 +72,26 @@ def test_auto_rejects_bad_input_before_loading_a_model(args, needle, image_dir, 
     assert code == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("robosam: error:") and needle in error and "\n" not in error
+
+
+def test_auto_use_m2m_refines_as_the_library_does(tiny_sam_dir, image_dir, tmp_path):
+    """``--use-m2m`` reaches AutoMasker: the written scores are the m2m-refined ones, which differ from the
+    unrefined ones."""
+    from robosam.automatic import AutoMasker
+    from robosam.segmenter import Segmenter
+
+    image, out = image_dir / "a.png", tmp_path / "out"
+    code = run_cli(
+        ["auto", str(image), "--model", str(tiny_sam_dir), "--points-per-side", "4", "--pred-iou-thresh", "0",
+         "--stability-score-thresh", "0", "--box-nms-thresh", "0.9", "--use-m2m", "--device", "cpu",
+         "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    written = sorted(a["score"] for a in json.loads((out / "coco.json").read_text())["annotations"])
+    knobs = {"points_per_side": 4, "pred_iou_thresh": 0, "stability_score_thresh": 0, "box_nms_thresh": 0.9}
+    segmenter = Segmenter(str(tiny_sam_dir), device="cpu")
+    refined = sorted(AutoMasker(segmenter, **knobs, use_m2m=True).generate(str(image)).scores.tolist())
+    plain = sorted(AutoMasker(segmenter, **knobs).generate(str(image)).scores.tolist())
+    assert len(written) == len(refined) > 0
+    np.testing.assert_allclose(written, refined, atol=1e-5)
+    assert len(plain) != len(refined) or not np.allclose(plain, refined, atol=1e-3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -61,6 +62,7 @@ def full_resolution_stats(
     mask_threshold: float,
     offset: float,
     chunk: int = 8,
+    workers: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stability score and tight box of each mask at its crop's full resolution, exactly as Meta's generator
     computes them on upscaled logits, without keeping the upscaled masks (``chunk`` at a time in memory).
@@ -71,6 +73,7 @@ def full_resolution_stats(
     and columns that its positive low-resolution cells can reach.
     logits: (N, L, L). Returns stability (N,) float32 (NaN where even the low threshold selects nothing, as
     Meta's 0 / 0) and boxes (N, 4) float32 (x1, y1, x2, y2) inclusive, zeros for an empty mask.
+    workers: threads the chunks are spread over (OpenCV and numpy release the GIL in this work).
     """
     count = logits.shape[0]
     stability = np.full(count, np.nan, dtype=np.float32)
@@ -81,7 +84,8 @@ def full_resolution_stats(
     live = np.flatnonzero(rows_any.any(axis=1))
     row_reach, col_reach = _reach(geometry)
     frame = geometry.upscale_frame()
-    for start in range(0, len(live), chunk):
+
+    def measure(start: int) -> None:
         index = live[start : start + chunk]
         full = upscale_logits(logits[index], geometry.original_hw, **frame)
         for i, upscaled in zip(index, full):
@@ -99,6 +103,14 @@ def full_resolution_stats(
             ys, xs = np.flatnonzero(foreground.any(axis=1)), np.flatnonzero(foreground.any(axis=0))
             if ys.size:
                 boxes[i] = (xs[0] + x0, ys[0] + y0, xs[-1] + x0, ys[-1] + y0)
+
+    starts = range(0, len(live), chunk)
+    if workers > 1 and len(starts) > 1:
+        with ThreadPoolExecutor(min(workers, len(starts))) as pool:
+            list(pool.map(measure, starts))  # each chunk writes its own rows
+    else:
+        for start in starts:
+            measure(start)
     return stability, boxes
 
 

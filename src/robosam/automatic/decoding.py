@@ -1,21 +1,35 @@
 """The decoder call of automatic generation: one grid batch of single-point prompts to low-res logits.
 
-Eager mode goes through ``Segmenter.decode`` (robosam's fast decoder when the family has one, with the
-prompt-independent work done once per image in the embedding's ``decoder_state``). ``compile=True`` wraps the
-same call in ``torch.compile`` once per segmenter and mode (cached across calls), with every batch padded to
-``points_per_batch`` so one graph serves them all; where compiling fails it warns once and stays eager.
-Eager with a fast decoder, the predicted-IoU filter runs before the upscaling (``decode_above``): a click none
-of whose masks passes is never upscaled. ``refine_with_masks`` is SAM 2's ``use_m2m`` step.
+With a fast decoder (``Segmenter.fast``, the prompt-independent work done once per image in the embedding's
+``decoder_state``) the clicks go in chunks of ``FAST_CHUNK``, the predicted-IoU filter runs before the upscaling
+(a click none of whose masks passes is never upscaled), and on CPUs the chunks are spread over threads.
+``compile=True`` runs the same steps through ``torch.compile``: the two-way transformer and heads on a chunk
+(padded to ``FAST_CHUNK``) and the upscaling of one click, so one graph of each serves every call (cached per
+segmenter and mode). Without a fast decoder, eager mode goes through ``Segmenter.decode`` and compiled mode
+compiles transformers' module with every batch padded to ``points_per_batch``. Where compiling fails it warns
+once and stays eager. ``refine_with_masks`` is SAM 2's ``use_m2m`` step.
 """
 
 from __future__ import annotations
 
 import warnings
 import weakref
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import torch
+
+from robosam.runtime import torch_threads
+
+# Clicks per fast-decoder call: the per-click image tensors (4096 x 256 floats for SAM) of a few clicks stay in
+# cache, where 64 at once go through memory (measured on 2 CPU cores, SAM ViT-B: ~45-60 ms per click in
+# chunks of 4 against ~80-85 ms in one call of 64, CPU time, one thread).
+FAST_CHUNK = 4
+
+# one chunk of clicks (points (O, 1, 2), labels (O, 1)) -> logits (O', K, L, L), scores (O, K), kept (O',)
+ChunkDecoder = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 _COMPILED: weakref.WeakKeyDictionary[Any, dict[bool, Any]] = weakref.WeakKeyDictionary()
 
@@ -33,24 +47,33 @@ def decode_points(
 
     points: (B, 2) pixels (x, y) of the embedded image. The candidates are the K masks of each point
     (K = 3 with ``multimask`` else 1), point by point. With ``min_score`` only those whose predicted IoU is
-    above it are returned, and (eager, fast decoder) points none of whose K masks pass are never upscaled.
+    above it are returned, and (fast decoder) points none of whose K masks pass are never upscaled.
+    pad_to: batch size the compiled transformers module is traced for (no fast decoder).
     Returns logits (M, L, L) float32, predicted IoU (M,) float32 and the index into ``points`` of each
     candidate's click (M,) int64.
     """
+    fast = getattr(segmenter, "fast", None)
+    if fast is not None and embedding.decoder_state is not None:
+        state = embedding.decoder_state
+        if compile:
+            compiled = _compiled(segmenter, multimask)
+            if compiled is not None:
+                try:
+                    chunk_decoder = _compiled_chunk_decoder(compiled, state, min_score)
+                    return _decode_fast(chunk_decoder, segmenter.adapter, embedding, points, min_score)
+                except Exception as error:  # noqa: BLE001 - any backend failure means: run eagerly
+                    _compile_failed(segmenter, multimask, error)
+        chunk_decoder = _eager_chunk_decoder(fast, state, multimask, min_score)
+        return _decode_fast(chunk_decoder, segmenter.adapter, embedding, points, min_score)
+
     result = None
     if compile:
-        compiled = _compiled_decoder(segmenter, multimask)
+        compiled = _compiled(segmenter, multimask)
         if compiled is not None:
             try:
-                result = _decode_compiled(compiled, segmenter, embedding, points, pad_to)
+                result = _decode_compiled_module(compiled, segmenter, embedding, points, pad_to)
             except Exception as error:  # noqa: BLE001 - any backend failure means: run eagerly
-                warnings.warn(
-                    f"torch.compile failed, decoding eagerly: {error}", RuntimeWarning, stacklevel=2
-                )
-                _COMPILED.setdefault(segmenter, {})[multimask] = None
-    fast = getattr(segmenter, "fast", None)
-    if result is None and fast is not None and embedding.decoder_state is not None:
-        return _decode_fast(fast, segmenter.adapter, embedding, points, multimask, min_score)
+                _compile_failed(segmenter, multimask, error)
     if result is None:
         decoded = segmenter.decode(
             embedding,
@@ -65,59 +88,118 @@ def decode_points(
     return logits[index], scores[index], index // (len(scores) // len(points))
 
 
-# Clicks per fast-decoder call: the per-click image tensors (4096 x 256 floats for SAM) of a few clicks stay in
-# cache, where 64 at once go through memory (measured on 2 CPU cores, SAM ViT-B: ~45-60 ms per click in
-# chunks of 4 against ~80-85 ms in one call of 64, CPU time, one thread).
-FAST_CHUNK = 4
+def _eager_chunk_decoder(fast: Any, state: Any, multimask: bool, min_score: float | None) -> ChunkDecoder:
+    def decode(points: torch.Tensor, labels: torch.Tensor):
+        if min_score is None:
+            logits, scores = fast(state, points, labels, None, multimask)
+            return logits, scores, torch.arange(scores.shape[0], device=scores.device)
+        return fast.decode_above(state, points, labels, None, multimask, min_score)
+
+    return decode
 
 
-def _decode_fast(fast, adapter, embedding, points: np.ndarray, multimask: bool, min_score: float | None):
-    """``decode_points`` through the segmenter's fast decoder, ``FAST_CHUNK`` clicks per call."""
+def _compiled_chunk_decoder(compiled: tuple, state: Any, min_score: float | None) -> ChunkDecoder:
+    """``FastSamDecoder.decode_above`` (or ``__call__``) with compiled pieces: chunks padded to ``FAST_CHUNK``
+    and kept clicks upscaled one at a time, so that each piece is traced for one shape only."""
+    heads, upscale, whole = compiled
+
+    def decode(points: torch.Tensor, labels: torch.Tensor):
+        count = points.shape[0]
+        if count < FAST_CHUNK:  # pad with copies of the last click; their rows are dropped
+            points = torch.cat([points, points[-1:].expand(FAST_CHUNK - count, -1, -1)])
+            labels = torch.cat([labels, labels[-1:].expand(FAST_CHUNK - count, -1)])
+        if whole is not None:  # SAM 2's stability-chosen single mask: known only after the upscaling
+            logits, scores = whole(state, points, labels)
+            return logits[:count], scores[:count], torch.arange(count, device=scores.device)
+        keys, hyper, scores = heads(state, points, labels)
+        scores = scores[:count]
+        if min_score is None:
+            kept = torch.arange(count, device=scores.device)
+        else:
+            kept = torch.nonzero((scores > min_score).any(dim=1)).flatten()
+        if not len(kept):
+            side = (4 * state.height, 4 * state.width)
+            return hyper.new_zeros((0, hyper.shape[1], *side)), scores, kept
+        rows = [upscale([tile[i : i + 1] for tile in keys], hyper[i : i + 1], state) for i in kept.tolist()]
+        return torch.cat(rows), scores, kept
+
+    return decode
+
+
+def _decode_fast(
+    decode: ChunkDecoder, adapter: Any, embedding: Any, points: np.ndarray, min_score: float | None
+):
+    """``decode_points`` through a fast decoder, ``FAST_CHUNK`` clicks per call.
+
+    On a CPU with several torch threads, the chunks run on that many Python threads of one torch thread each
+    (the decoder's ops are small, and splitting each across cores costs more than it gains: measured on
+    2 cores, SAM ViT-B, ~1.3x faster than 2 torch threads per chunk). torch's thread count is process-wide,
+    so it is 1 for the whole call. The first chunk runs on the calling thread (a compiled decoder compiles
+    there, once).
+    """
     model_points = torch.from_numpy(embedding.geometry.to_model(points)[:, None, :])
     model_points = model_points.to(adapter.device, adapter.dtype)
     labels = torch.ones((len(points), 1), dtype=torch.int64, device=adapter.device)
-    all_logits, all_scores, all_clicks = [], [], []
-    with torch.no_grad():
-        for start in range(0, len(points), FAST_CHUNK):
-            chunk = slice(start, start + FAST_CHUNK)
-            if min_score is None:
-                logits, scores = fast(
-                    embedding.decoder_state, model_points[chunk], labels[chunk], None, multimask
-                )
-                kept = torch.arange(scores.shape[0])
-            else:
-                logits, scores, kept = fast.decode_above(
-                    embedding.decoder_state, model_points[chunk], labels[chunk], None, multimask, min_score
-                )
-            kept = kept.cpu().numpy()
-            scores = scores.float().cpu().numpy()[kept]  # (O', K)
-            passed = np.ones(scores.shape, bool) if min_score is None else scores > min_score
-            all_logits.append(logits.float().cpu().numpy()[passed])  # logits (O', K, L, L)
-            all_scores.append(scores[passed])
-            all_clicks.append(np.repeat(kept[:, None] + start, scores.shape[1], axis=1)[passed])
-    return np.concatenate(all_logits), np.concatenate(all_scores), np.concatenate(all_clicks)
+
+    def decode_chunk(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        chunk = slice(start, start + FAST_CHUNK)
+        with torch.no_grad():  # per thread
+            logits, scores, kept = decode(model_points[chunk], labels[chunk])
+        kept = kept.cpu().numpy()
+        scores = scores.float().cpu().numpy()[kept]  # (O', K)
+        passed = np.ones(scores.shape, bool) if min_score is None else scores > min_score
+        clicks = np.repeat(kept[:, None] + start, scores.shape[1], axis=1)[passed]
+        return logits.float().cpu().numpy()[passed], scores[passed], clicks  # logits (O', K, L, L)
+
+    starts = list(range(0, len(points), FAST_CHUNK))
+    workers = min(torch.get_num_threads(), len(starts)) if torch.device(adapter.device).type == "cpu" else 1
+    if workers <= 1:
+        parts = [decode_chunk(start) for start in starts]
+    else:
+        with torch_threads(1):
+            parts = [decode_chunk(starts[0])]
+            with ThreadPoolExecutor(workers, thread_name_prefix="robosam-decode") as pool:
+                parts += pool.map(decode_chunk, starts[1:])
+    return tuple(np.concatenate(column) for column in zip(*parts))
 
 
-def _compiled_decoder(segmenter: Any, multimask: bool) -> Any:
+def _compile_failed(segmenter: Any, multimask: bool, error: Exception) -> None:
+    warnings.warn(f"torch.compile failed, decoding eagerly: {error}", RuntimeWarning, stacklevel=3)
+    _COMPILED.setdefault(segmenter, {})[multimask] = None
+
+
+def _compiled(segmenter: Any, multimask: bool) -> Any:
+    """The compiled decoder of a segmenter and mode (None once compiling failed): for a fast decoder the
+    triple (heads, upscale, whole) of compiled functions, ``whole`` only where the scores need the upscaling
+    (SAM 2's single mask); else transformers' prompt decoder module, compiled."""
     per_mode = _COMPILED.setdefault(segmenter, {})
     if multimask not in per_mode:
         fast = getattr(segmenter, "fast", None)
         if fast is not None:
+            dynamic = getattr(fast, "_dynamic", lambda multimask: False)(multimask)
 
-            def run(state, points, labels):
+            def heads(state, points, labels):
+                return fast._heads(state, points, labels, None, multimask)
+
+            def whole(state, points, labels):
                 return fast(state, points, labels, None, multimask)
 
+            per_mode[multimask] = (
+                torch.compile(heads, dynamic=False),
+                torch.compile(fast._upscale_masks, dynamic=False),
+                torch.compile(whole, dynamic=False) if dynamic else None,
+            )
         else:
             module = segmenter.adapter.prompt_decoder_module(multimask)
 
             def run(features, points, labels):
                 return module(features, points, labels)
 
-        per_mode[multimask] = torch.compile(run, dynamic=False)
+            per_mode[multimask] = torch.compile(run, dynamic=False)
     return per_mode[multimask]
 
 
-def _decode_compiled(compiled, segmenter, embedding, points: np.ndarray, pad_to: int):
+def _decode_compiled_module(compiled, segmenter, embedding, points: np.ndarray, pad_to: int):
     count = len(points)
     if pad_to > count:
         points = np.concatenate([points, np.repeat(points[-1:], pad_to - count, axis=0)])
@@ -125,10 +207,8 @@ def _decode_compiled(compiled, segmenter, embedding, points: np.ndarray, pad_to:
     model_points = torch.from_numpy(embedding.geometry.to_model(points)[:, None, :])
     labels = torch.ones((len(points), 1), dtype=torch.int64, device=adapter.device)
     model_points = model_points.to(adapter.device, adapter.dtype)
-    use_state = getattr(segmenter, "fast", None) is not None and embedding.decoder_state is not None
     with torch.no_grad():
-        first = embedding.decoder_state if use_state else embedding.features
-        logits, scores = compiled(first, model_points, labels)
+        logits, scores = compiled(embedding.features, model_points, labels)
     logits = logits[:count].float().cpu().numpy()
     scores = scores[:count].float().cpu().numpy()
     return logits.reshape(-1, *logits.shape[-2:]), scores.reshape(-1)

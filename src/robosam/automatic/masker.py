@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import torch
 
 from robosam.automatic.candidates import Candidates, full_resolution_mask, full_resolution_stats
 from robosam.automatic.decoding import decode_points, refine_with_masks
@@ -223,6 +224,7 @@ class AutoMasker:
         timings["encoder_s"] += time.perf_counter() - start
         geometry = embedding.geometry
         image_box = [0, 0, rgb.shape[1], rgb.shape[0]]
+        workers = torch.get_num_threads()
         points = self.point_grids[layer] * np.array([crop_hw[1], crop_hw[0]], dtype=np.float64)
         kept: list[Candidates] = []
         for offset in range(0, len(points), self.points_per_batch):
@@ -249,7 +251,7 @@ class AutoMasker:
             keep = iou > self.pred_iou_thresh if self.pred_iou_thresh > 0.0 else np.ones(len(iou), bool)
             logits, iou, batch_points = logits[keep], iou[keep], batch_points[keep]
             stability, boxes = full_resolution_stats(
-                logits, geometry, self.mask_threshold, self.stability_score_offset
+                logits, geometry, self.mask_threshold, self.stability_score_offset, workers=workers
             )
             keep = (
                 stability >= self.stability_score_thresh

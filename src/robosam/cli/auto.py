@@ -44,6 +44,9 @@ def auto(
     ] = 0,
     multimask: Annotated[bool, typer.Option(help="3 masks per click.")] = True,
     mask_threshold: Annotated[float, typer.Option(help="Logit of the mask boundary.")] = 0.0,
+    use_m2m: Annotated[
+        bool, typer.Option("--use-m2m", help="Refine each candidate once with its own mask (SAM 2's m2m).")
+    ] = False,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the decoder.")] = False,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("out"),
     device: DeviceOption = "auto",
@@ -72,6 +75,7 @@ def auto(
         "min_mask_region_area": min_mask_region_area,
         "multimask": multimask,
         "mask_threshold": mask_threshold,
+        "use_m2m": use_m2m,
         "compile": compile,
     }
     AutoMasker.validate_knobs(
