@@ -1,10 +1,11 @@
 """Per-prompt latency with a cached image embedding: robosam ``Segmenter.predict`` vs Meta's
 ``SamPredictor.predict``, same SAM ViT-B architecture and weights (random init), same image, same run.
 
-    python benchmarks/prompt_latency.py [--image examples/truck.jpg] [--prompts 30]
+    python benchmarks/prompt_latency.py [--image examples/truck.jpg] [--prompts 30] [--no-compile]
 
-Prints per-prompt medians, the mask agreement between the two, and as the last line robosam's
-median divided by the official median (lower is better).
+Prints per-prompt medians, the mask agreement between the two, the compiled figure (robosam's fast decoder
+under ``torch.compile``, timed in a second interleaved pass after its first call), and as the last line
+robosam's eager median divided by the official median (lower is better).
 """
 
 from __future__ import annotations
@@ -35,6 +36,37 @@ def time_official_postprocess(official: SamPredictor, logits: np.ndarray) -> flo
     return time.perf_counter() - start
 
 
+class CompiledFastDecoder:
+    """A segmenter's fast decoder with its per-prompt call under ``torch.compile`` (same weights, same
+    per-image ``prepare``), so ``Segmenter.predict`` can be timed with it."""
+
+    def __init__(self, fast) -> None:
+        self.prepare = fast.prepare
+        self._call = torch.compile(fast.__call__, dynamic=False)
+
+    def __call__(self, *args):
+        return self._call(*args)
+
+
+def time_interleaved(official: SamPredictor, segmenter: Segmenter, points: np.ndarray, multimask: bool):
+    """Per-prompt seconds (official, robosam) and the robosam results, alternating who goes first so
+    neither always runs on a warmer cache."""
+    official_times, robosam_times, pairs = [], [], []
+    for index, point in enumerate(points):
+        coords, labels = point[None].astype(np.float32), np.ones(1, dtype=np.int64)
+        order = ("official", "robosam") if index % 2 == 0 else ("robosam", "official")
+        for who in order:
+            start = time.perf_counter()
+            if who == "official":
+                official_out = official.predict(coords, labels, multimask_output=multimask)
+                official_times.append(time.perf_counter() - start)
+            else:
+                result = segmenter.predict(points=coords, labels=labels, multimask=multimask)
+                robosam_times.append(time.perf_counter() - start)
+        pairs.append((official_out, result, segmenter.last_timings["postprocess_s"]))
+    return official_times, robosam_times, pairs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -42,6 +74,7 @@ def main() -> None:
     parser.add_argument("--image", type=Path, default=REPO / "examples" / "truck.jpg")
     parser.add_argument("--prompts", type=int, default=30, help="number of point prompts (>= 20)")
     parser.add_argument("--multimask", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
 
     torch.manual_seed(0)
@@ -65,26 +98,45 @@ def main() -> None:
     points = np.stack(
         [rng.uniform(0, width - 1, args.prompts), rng.uniform(0, height - 1, args.prompts)], axis=1
     )
-    official_times, robosam_times, ious, score_diffs = [], [], [], []
-    official_post, robosam_post = [], []
-    for index, point in enumerate(points):
-        coords, labels = point[None].astype(np.float32), np.ones(1, dtype=np.int64)
-        # alternate who goes first, so neither always runs on a warmer cache
-        order = ("official", "robosam") if index % 2 == 0 else ("robosam", "official")
-        for who in order:
-            start = time.perf_counter()
-            if who == "official":
-                masks, scores, _ = official.predict(coords, labels, multimask_output=args.multimask)
-                official_times.append(time.perf_counter() - start)
-            else:
-                result = segmenter.predict(points=coords, labels=labels, multimask=args.multimask)
-                robosam_times.append(time.perf_counter() - start)
-                robosam_post.append(segmenter.last_timings["postprocess_s"])
+    official_times, robosam_times, pairs = time_interleaved(official, segmenter, points, args.multimask)
+    ious, score_diffs, official_post, robosam_post = [], [], [], []
+    for (masks, scores, _), result, postprocess_s in pairs:
+        robosam_post.append(postprocess_s)
         official_post.append(time_official_postprocess(official, result.logits))
         union = np.logical_or(masks, result.masks).sum(axis=(1, 2))
         inter = np.logical_and(masks, result.masks).sum(axis=(1, 2))
         ious.extend((inter / np.maximum(union, 1)).tolist())
         score_diffs.extend(np.abs(scores - result.scores).tolist())
+
+    compiled_line = "compiled: not run (--no-compile)"
+    if args.compile:
+        eager_fast = segmenter.fast
+        try:
+            segmenter.fast = CompiledFastDecoder(eager_fast)
+            start = time.perf_counter()
+            segmenter.predict(
+                points=points[:1].astype(np.float32), labels=np.ones(1), multimask=args.multimask
+            )
+            first_call = time.perf_counter() - start
+            official_c, compiled_times, compiled_pairs = time_interleaved(
+                official, segmenter, points, args.multimask
+            )
+            compiled_iou = min(
+                (np.logical_and(masks, result.masks).sum() / max(np.logical_or(masks, result.masks).sum(), 1))
+                for (masks, _, _), result, _ in compiled_pairs
+            )
+            ratio = statistics.median(compiled_times[1:]) / statistics.median(official_c[1:])
+            compiled_line = (
+                f"compiled: robosam {statistics.median(compiled_times[1:]) * 1e3:.1f} ms per prompt vs official "
+                f"{statistics.median(official_c[1:]) * 1e3:.1f} ms in the same pass, ratio {ratio:.3f}, "
+                f"min mask IoU {compiled_iou:.4f}, first call {first_call:.1f} s"
+            )
+        except Exception as error:  # no compiler toolchain, unsupported platform: report and go on
+            compiled_line = (
+                f"compiled: unavailable ({type(error).__name__}: {str(error).splitlines()[0][:160]})"
+            )
+        finally:
+            segmenter.fast = eager_fast
 
     official_median = statistics.median(official_times[1:])  # first call of each is warm-up
     robosam_median = statistics.median(robosam_times[1:])
@@ -99,6 +151,7 @@ def main() -> None:
     )
     print(f"mask agreement: min IoU {min(ious):.4f}, median IoU {statistics.median(ious):.4f}")
     print(f"score agreement: max |diff| {max(score_diffs):.2e}")
+    print(compiled_line)
     print(f"robosam / official per-prompt median: {robosam_median / official_median:.3f}")
 
 
